@@ -1,0 +1,64 @@
+"""Domain errors raised by the actors and the users service.
+
+The HTTP edge maps each to one status in one place::
+
+    UsermgmtError
+     ├── NotFound               404  no such user
+     ├── DuplicateEmail         409  email taken (case-insensitively)
+     ├── PreconditionFailed     412  If-Match did not match the row version
+     ├── InvalidData            422  the database refused a value (backstop to validation)
+     └── Unavailable            503  try again later (Retry-After)
+          ├── NoWorkerAvailable      no idle DbWorker within the checkout wait, or shed
+          ├── DatabaseUnavailable    connection lost, server down or query cancelled
+          └── WorkerCrashed          the DbWorker died while handling the request
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DatabaseUnavailable",
+    "DuplicateEmail",
+    "InvalidData",
+    "NoWorkerAvailable",
+    "NotFound",
+    "PreconditionFailed",
+    "Unavailable",
+    "UsermgmtError",
+    "WorkerCrashed",
+]
+
+
+class UsermgmtError(Exception):
+    """Base of every domain error."""
+
+
+class NotFound(UsermgmtError):
+    """The user does not exist (or no longer exists)."""
+
+
+class DuplicateEmail(UsermgmtError):
+    """Another user already has this email, compared case-insensitively."""
+
+
+class PreconditionFailed(UsermgmtError):
+    """The request's If-Match precondition does not hold."""
+
+
+class InvalidData(UsermgmtError):
+    """The database rejected a value that validation let through."""
+
+
+class Unavailable(UsermgmtError):
+    """The request could not be served now; the client may retry."""
+
+
+class NoWorkerAvailable(Unavailable):
+    """No DbWorker became idle within the checkout wait (or load is shed)."""
+
+
+class DatabaseUnavailable(Unavailable):
+    """The database could not be reached or did not answer in time."""
+
+
+class WorkerCrashed(Unavailable):
+    """The DbWorker handling the request died before answering."""

@@ -1,0 +1,159 @@
+"""The ``usermgmt`` command: serve, migrate.
+
+``usermgmt serve`` is the one-command way to run the service: with no
+``DATABASE_URL`` it starts the embedded PostgreSQL under
+``USERMGMT_DATA_DIR``, applies migrations, runs gunicorn until SIGTERM or
+Ctrl-C, and stops the database again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from app.config import ConfigError, Settings
+from app.embedded_db import EmbeddedPostgres, EmbeddedPostgresError
+from app.logs import configure_logging
+from app.migrations import apply_migrations
+
+__all__ = ["main"]
+
+logger = logging.getLogger("usermgmt")
+
+DEFAULT_BIND = "127.0.0.1:8000"
+DEFAULT_THREADS = 4
+
+
+def _bind(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return value
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="usermgmt", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the HTTP API under gunicorn")
+    serve.add_argument("--bind", type=_bind, default=DEFAULT_BIND,
+                       help=f"HOST:PORT to listen on (default {DEFAULT_BIND})")
+    serve.add_argument("--workers", type=_positive, default=os.cpu_count() or 1,
+                       help="worker processes (default: CPU count)")
+    serve.add_argument("--threads", type=_positive, default=DEFAULT_THREADS,
+                       help=f"request threads per worker (default {DEFAULT_THREADS})")
+    commands.add_parser("migrate", help="apply pending database migrations and exit")
+    return parser
+
+
+class _Gunicorn:
+    """Runs gunicorn in this process with settings given as a dict."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        from gunicorn.app.base import BaseApplication
+
+        class Application(BaseApplication):  # type: ignore[misc]
+            def load_config(self) -> None:
+                for key, value in options.items():
+                    self.cfg.set(key, value)
+
+            def load(self) -> Any:
+                from app.wsgi import get_app
+
+                return get_app()
+
+        self._app = Application()
+
+    def run(self) -> None:
+        self._app.run()
+
+
+def _database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
+    if settings.database_url:
+        return settings.database_url, None
+    embedded = EmbeddedPostgres(settings.data_dir)
+    url = embedded.start()
+    logger.info("embedded PostgreSQL running in %s", embedded.pgdata,
+                extra={"event": "embedded_db_started"})
+    return url, embedded
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> int:
+    from app import gunicorn_conf
+
+    url, embedded = _database(settings)
+    try:
+        apply_migrations(url, connect_timeout=settings.db_connect_timeout)
+        # Workers inherit the environment: same database, no second migration run.
+        os.environ["DATABASE_URL"] = url
+        os.environ["USERMGMT_MIGRATE_ON_START"] = "0"
+        options: dict[str, Any] = {
+            "bind": [args.bind],
+            "workers": args.workers,
+            "threads": args.threads,
+            "worker_class": gunicorn_conf.worker_class,
+            "graceful_timeout": gunicorn_conf.graceful_timeout,
+            "timeout": max(30, int(settings.request_timeout * 3)),
+            "preload_app": False,
+            "proc_name": "usermgmt",
+            "loglevel": settings.log_level.lower(),
+            **gunicorn_conf.hooks(),
+        }
+        _Gunicorn(options).run()
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    finally:
+        if embedded is not None:
+            embedded.stop()
+            logger.info("embedded PostgreSQL stopped", extra={"event": "embedded_db_stopped"})
+    return 0
+
+
+def migrate(settings: Settings) -> int:
+    url, embedded = _database(settings)
+    try:
+        applied = apply_migrations(url, connect_timeout=settings.db_connect_timeout)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    print(f"applied {len(applied)} migration(s)" + (f": {applied}" if applied else ""))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``usermgmt`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"usermgmt: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        if args.command == "serve":
+            return serve(args, settings)
+        if args.command == "migrate":
+            return migrate(settings)
+    except EmbeddedPostgresError as exc:
+        print(f"usermgmt: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    raise AssertionError(f"unknown command {args.command}")  # pragma: no cover
+
+
+if __name__ == "__main__":
+    sys.exit(main())

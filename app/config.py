@@ -1,0 +1,98 @@
+"""Configuration read from the environment, once, into an immutable object.
+
+Every setting has a default that works on a developer's machine with the
+embedded PostgreSQL; production sets ``DATABASE_URL`` and sizes the pool.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["ConfigError", "Settings"]
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the service cannot use."""
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The service's settings; see the configuration table in README.md."""
+
+    database_url: str | None = None
+    data_dir: Path = field(default_factory=lambda: Path("var"))
+    db_workers: int = 4
+    db_checkout_timeout: float = 1.0
+    db_connect_timeout: float = 5.0
+    statement_timeout: float = 5.0
+    request_timeout: float = 10.0
+    retry_after: int = 1
+    migrate_on_start: bool = True
+    log_level: str = "INFO"
+    application_name: str = "usermgmt"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``env`` (default: ``os.environ``).
+
+        Raises:
+            ConfigError: if a variable is set to a value that cannot be used.
+        """
+        env = os.environ if env is None else env
+        log_level = env.get("USERMGMT_LOG_LEVEL", "INFO").strip().upper() or "INFO"
+        if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ConfigError(f"USERMGMT_LOG_LEVEL must be a logging level, got {log_level!r}")
+        return cls(
+            database_url=env.get("DATABASE_URL") or None,
+            data_dir=Path(env.get("USERMGMT_DATA_DIR") or "var"),
+            db_workers=_int(env, "USERMGMT_DB_WORKERS", 4, minimum=1),
+            db_checkout_timeout=_float(env, "USERMGMT_DB_CHECKOUT_TIMEOUT", 1.0, minimum=0.001),
+            db_connect_timeout=_float(env, "USERMGMT_DB_CONNECT_TIMEOUT", 5.0, minimum=0.1),
+            statement_timeout=_float(env, "USERMGMT_STATEMENT_TIMEOUT", 5.0, minimum=0.01),
+            request_timeout=_float(env, "USERMGMT_REQUEST_TIMEOUT", 10.0, minimum=0.1),
+            retry_after=_int(env, "USERMGMT_RETRY_AFTER", 1, minimum=1),
+            migrate_on_start=_bool(env, "USERMGMT_MIGRATE_ON_START", True),
+            log_level=log_level,
+            application_name=env.get("USERMGMT_APPLICATION_NAME") or "usermgmt",
+        )

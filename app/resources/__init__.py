@@ -1,0 +1,1 @@
+"""Falcon resources: small classes given their collaborators."""

@@ -1,0 +1,66 @@
+"""OTP-style supervision trees for pykka ``ThreadingActor``s.
+
+See `Supervisor` (static children, three strategies), `DynamicSupervisor`
+(children added at run time), `ChildSpec` (how a child is started and
+treated), `Backoff` (delays between restarts) and `crash` (chaos tooling).
+"""
+
+from supervisors.backoff import Backoff
+from supervisors.base import ChildInfo, SupervisorBase
+from supervisors.dynamic import DynamicSupervisor
+from supervisors.errors import (
+    AlreadyPresentError,
+    AlreadyStartedError,
+    ChildNotFoundError,
+    ChildRunningError,
+    CrashError,
+    GiveUpError,
+    MaxChildrenError,
+    StartError,
+    SupervisorError,
+)
+from supervisors.events import EventHook, EventKind, SupervisorEvent
+from supervisors.intensity import exceeds_intensity
+from supervisors.monitor import ExitReason, crash
+from supervisors.spec import (
+    BRUTAL_KILL,
+    INFINITY,
+    ChildSpec,
+    ChildType,
+    KillFn,
+    Restart,
+    Shutdown,
+    Strategy,
+)
+from supervisors.supervisor import Supervisor
+
+__all__ = [
+    "BRUTAL_KILL",
+    "INFINITY",
+    "AlreadyPresentError",
+    "AlreadyStartedError",
+    "Backoff",
+    "ChildInfo",
+    "ChildNotFoundError",
+    "ChildRunningError",
+    "ChildSpec",
+    "ChildType",
+    "CrashError",
+    "DynamicSupervisor",
+    "EventHook",
+    "EventKind",
+    "ExitReason",
+    "GiveUpError",
+    "KillFn",
+    "MaxChildrenError",
+    "Restart",
+    "Shutdown",
+    "StartError",
+    "Strategy",
+    "Supervisor",
+    "SupervisorBase",
+    "SupervisorError",
+    "SupervisorEvent",
+    "crash",
+    "exceeds_intensity",
+]

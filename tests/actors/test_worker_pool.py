@@ -1,0 +1,128 @@
+"""Poolboy-style checkout: idle workers only, bounded waits, fail fast."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pykka
+import pytest
+
+from actors.errors import NoWorkerAvailable
+from actors.worker_pool import WorkerPool
+
+
+class Idle(pykka.ThreadingActor):
+    use_daemon_thread = True
+
+
+@pytest.fixture
+def refs() -> Iterator[list[pykka.ActorRef[Any]]]:
+    started = [Idle.start() for _ in range(3)]
+    yield started
+    for ref in started:
+        ref.stop()
+
+
+def test_checkout_returns_only_idle_workers(refs: list[pykka.ActorRef[Any]]) -> None:
+    pool = WorkerPool()
+    pool.register(refs[0])
+    pool.register(refs[1])
+    first = pool.checkout(0.1)
+    second = pool.checkout(0.1)
+    assert {first, second} == {refs[0], refs[1]}
+    with pytest.raises(NoWorkerAvailable):
+        pool.checkout(0.05)
+    assert pool.stats().busy == 2 and pool.stats().timeouts == 1
+
+
+def test_checkout_with_no_registered_worker_fails_at_once(refs: list[pykka.ActorRef[Any]]) -> None:
+    pool = WorkerPool()
+    started = time.monotonic()
+    with pytest.raises(NoWorkerAvailable, match="no database worker"):
+        pool.checkout(5.0)
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_waiting_checkout_gets_the_worker_checked_in(refs: list[pykka.ActorRef[Any]]) -> None:
+    pool = WorkerPool()
+    pool.register(refs[0])
+    taken = pool.checkout(0.1)
+    got: list[pykka.ActorRef[Any]] = []
+    waiter = threading.Thread(target=lambda: got.append(pool.checkout(2.0)))
+    waiter.start()
+    time.sleep(0.05)
+    pool.checkin(taken)
+    waiter.join(2.0)
+    assert got == [refs[0]]
+
+
+def test_waiters_fail_fast_when_the_last_worker_unregisters(refs: list[pykka.ActorRef[Any]]) -> None:
+    pool = WorkerPool()
+    pool.register(refs[0])
+    taken = pool.checkout(0.1)
+    errors: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            pool.checkout(5.0)
+        except NoWorkerAvailable as exc:
+            errors.append(exc)
+
+    waiter = threading.Thread(target=wait)
+    started = time.monotonic()
+    waiter.start()
+    time.sleep(0.05)
+    pool.unregister(taken)
+    waiter.join(2.0)
+    assert len(errors) == 1
+    assert time.monotonic() - started < 1.0
+
+
+def test_checkin_of_an_unregistered_worker_does_not_return_it(refs: list[pykka.ActorRef[Any]]) -> None:
+    pool = WorkerPool()
+    pool.register(refs[0])
+    taken = pool.checkout(0.1)
+    pool.unregister(taken)
+    pool.checkin(taken)
+    assert pool.stats().idle == 0
+    assert pool.stats().members == 0
+
+
+def test_the_wait_queue_is_bounded(refs: list[pykka.ActorRef[Any]]) -> None:
+    pool = WorkerPool(max_waiters=1)
+    pool.register(refs[0])
+    pool.checkout(0.1)
+    def wait() -> None:
+        with pytest.raises(NoWorkerAvailable):
+            pool.checkout(0.5)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(0.05)
+    started = time.monotonic()
+    with pytest.raises(NoWorkerAvailable, match="too many"):
+        pool.checkout(5.0)
+    assert time.monotonic() - started < 0.1
+    waiter.join(2.0)
+
+
+def test_kill_calls_the_workers_kill_function(refs: list[pykka.ActorRef[Any]]) -> None:
+    pool = WorkerPool()
+    killed: list[str] = []
+    pool.register(refs[0], kill=lambda: killed.append("x"))
+    pool.kill(refs[0])
+    assert killed == ["x"]
+
+
+def test_wait_hook_sees_how_long_a_checkout_waited(refs: list[pykka.ActorRef[Any]]) -> None:
+    waits: list[float] = []
+    pool = WorkerPool(on_wait=waits.append)
+    pool.register(refs[0])
+    taken = pool.checkout(0.1)
+    timer = threading.Timer(0.05, pool.checkin, args=(taken,))
+    timer.start()
+    pool.checkout(2.0)
+    assert waits and waits[0] >= 0.04

@@ -1,0 +1,45 @@
+"""Settings from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.config import ConfigError, Settings
+
+
+def test_defaults_use_the_embedded_database_under_var() -> None:
+    settings = Settings.from_env({})
+    assert settings.database_url is None
+    assert settings.data_dir == Path("var")
+    assert settings.db_workers == 4
+
+
+def test_every_setting_is_read() -> None:
+    settings = Settings.from_env({
+        "DATABASE_URL": "postgresql://x/y",
+        "USERMGMT_DATA_DIR": "/tmp/d",
+        "USERMGMT_DB_WORKERS": "8",
+        "USERMGMT_DB_CHECKOUT_TIMEOUT": "0.25",
+        "USERMGMT_STATEMENT_TIMEOUT": "3",
+        "USERMGMT_LOG_LEVEL": "debug",
+        "USERMGMT_MIGRATE_ON_START": "false",
+    })
+    assert settings.database_url == "postgresql://x/y"
+    assert settings.data_dir == Path("/tmp/d")
+    assert settings.db_workers == 8
+    assert settings.db_checkout_timeout == 0.25
+    assert settings.statement_timeout == 3.0
+    assert settings.log_level == "DEBUG"
+    assert settings.migrate_on_start is False
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("USERMGMT_DB_WORKERS", "0"), ("USERMGMT_DB_WORKERS", "many"),
+    ("USERMGMT_DB_CHECKOUT_TIMEOUT", "-1"), ("USERMGMT_LOG_LEVEL", "LOUD"),
+    ("USERMGMT_MIGRATE_ON_START", "maybe"),
+])
+def test_unusable_values_are_refused_with_the_variable_named(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: value})
