@@ -29,7 +29,10 @@ class OpenApiResource:
         resp.data = self._body
 
 
-def create_app(users: UsersService, *, retry_after: int = 1) -> falcon.App[falcon.Request, falcon.Response]:
+App = falcon.App[falcon.Request, falcon.Response]
+
+
+def create_app(users: UsersService, *, retry_after: int = 1) -> App:
     """Build the WSGI application around a users service."""
     app = falcon.App(cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True

@@ -71,6 +71,9 @@ class Settings:
     migrate_on_start: bool = True
     log_level: str = "INFO"
     application_name: str = "usermgmt"
+    cache_enabled: bool = True
+    cache_ttl: float = 60.0
+    cache_max_entries: int = 100_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -95,4 +98,7 @@ class Settings:
             migrate_on_start=_bool(env, "USERMGMT_MIGRATE_ON_START", True),
             log_level=log_level,
             application_name=env.get("USERMGMT_APPLICATION_NAME") or "usermgmt",
+            cache_enabled=_bool(env, "USERMGMT_CACHE_ENABLED", True),
+            cache_ttl=_float(env, "USERMGMT_CACHE_TTL", 60.0, minimum=0.001),
+            cache_max_entries=_int(env, "USERMGMT_CACHE_MAX_ENTRIES", 100_000, minimum=1),
         )

@@ -8,6 +8,7 @@ from typing import Any
 import falcon
 import orjson
 
+from app.encoding import dumps
 from app.problems import Problem
 
 __all__ = [
@@ -110,7 +111,7 @@ def send_json(resp: falcon.Response, body: Any, status: int = 200) -> None:
     """Encode ``body`` as the response (orjson; datetimes as RFC 3339 UTC)."""
     resp.status = status
     resp.content_type = JSON
-    resp.data = orjson.dumps(body, option=orjson.OPT_UTC_Z)
+    resp.data = dumps(body)
 
 
 def parse_if_match(header: str | None, tag_version: Any) -> tuple[int, ...] | None:

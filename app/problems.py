@@ -76,7 +76,9 @@ def _unavailable_headers(retry_after: int) -> dict[str, str]:
     return {"Retry-After": str(retry_after)}
 
 
-def install_error_handling(app: falcon.App[falcon.Request, falcon.Response], retry_after: int = 1) -> None:
+def install_error_handling(
+    app: falcon.App[falcon.Request, falcon.Response], retry_after: int = 1
+) -> None:
     """Map domain errors to problems and render every error as problem+json."""
 
     def on_validation(req: falcon.Request, resp: falcon.Response, ex: Exception,

@@ -14,11 +14,13 @@ from typing import Any
 import pykka
 from psycopg_pool import ConnectionPool
 
+from actors.cache import CacheHandle
+from actors.change_listener import Coherence
 from actors.worker_pool import WorkerPool
 from app.config import Settings
-from app.users_service import UsersService
+from app.users_service import UsersService, UserView
 from supervisors import SupervisorEvent
-from supervisors.service_tree import TreeConfig, start_service_tree
+from supervisors.service_tree import CacheWiring, TreeConfig, start_service_tree
 
 __all__ = ["Runtime"]
 
@@ -57,10 +59,16 @@ class Runtime:
         self.connections: ConnectionPool | None = None
         self.workers = WorkerPool()
         self.root: pykka.ActorRef[Any] | None = None
+        self.cache: CacheHandle[UserView] | None = (
+            CacheHandle() if settings.cache_enabled else None
+        )
+        self.coherence = Coherence()
         self.users = UsersService(
             self.workers,
             checkout_timeout=settings.db_checkout_timeout,
             ask_timeout=settings.statement_timeout + 1.0,
+            cache=self.cache,
+            coherence=self.coherence,
         )
 
     def connection_kwargs(self) -> dict[str, Any]:
@@ -96,25 +104,39 @@ class Runtime:
             check=ConnectionPool.check_connection,
         )
         self.connections.open(wait=False)
+        cache = None
+        if self.cache is not None:
+            kwargs = self.connection_kwargs()
+            cache = CacheWiring(
+                handle=self.cache,
+                coherence=self.coherence,
+                conninfo=self.database_url,
+                connect_kwargs={k: kwargs[k] for k in ("application_name", "connect_timeout")},
+            )
         self.root = start_service_tree(
             TreeConfig(
                 db_workers=n,
                 connect_timeout=min(1.0, self.settings.db_connect_timeout),
                 worker_shutdown=self.settings.statement_timeout,
+                cache_ttl=self.settings.cache_ttl,
+                cache_max_entries=self.settings.cache_max_entries,
             ),
             self.connections,
             self.workers,
+            cache=cache,
             on_give_up=self._on_give_up,
             event_hook=self._event_hook,
         )
 
     def wait_ready(self, timeout: float = 10.0) -> bool:
-        """Wait until every DbWorker holds a connection."""
+        """Wait until every DbWorker holds a connection and the cache is coherent."""
         import time
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.workers.stats().members >= self.settings.db_workers:
+            if self.workers.stats().members >= self.settings.db_workers and (
+                self.cache is None or self.coherence.is_coherent
+            ):
                 return True
             time.sleep(0.01)
         return False

@@ -1,19 +1,27 @@
 """The users service: the only way from the HTTP edge to the database.
 
-A plain object used from request threads. For each operation it checks
-out an idle DbWorker, asks it one message, and turns actor failures into
-domain errors: a worker that died before handling the message (so it
+A plain object used from request threads. For each database operation it
+checks out an idle DbWorker, asks it one message, and turns actor failures
+into domain errors: a worker that died before handling the message (so it
 did nothing) is replaced by another, once; a read whose worker lost its
 connection is retried once on another worker (reads are idempotent).
+
+Reads of one user go through the process's cache first (no actor hop on a
+hit) and are cached as ready-to-send JSON; every write evicts the user
+locally after commit, and the change listener evicts it in every other
+process through the database's NOTIFY.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pykka
 
-from actors.errors import DatabaseUnavailable, WorkerCrashed
+from actors.cache import CacheHandle
+from actors.change_listener import Coherence
+from actors.errors import DatabaseUnavailable, Unavailable, WorkerCrashed
 from actors.messages import (
     CreateUser,
     DeleteUser,
@@ -25,29 +33,84 @@ from actors.messages import (
     UserPage,
 )
 from actors.worker_pool import WorkerPool
+from app.encoding import dumps
 
-__all__ = ["UsersService"]
+__all__ = ["UserView", "UsersService", "user_etag"]
+
+
+def user_etag(user: User) -> str:
+    """Strong entity-tag of one user: changes exactly when its version does."""
+    return f'"{user.id}-{user.version}"'
+
+
+@dataclass(frozen=True, slots=True)
+class UserView:
+    """A user as sent: the row, its ETag and its encoded JSON body."""
+
+    user: User
+    etag: str
+    body: bytes
+
+    @classmethod
+    def of(cls, user: User) -> UserView:
+        return cls(user, user_etag(user), dumps(user.to_json()))
 
 
 class UsersService:
-    """Users CRUD through the DbWorker pool.
+    """Users CRUD through the DbWorker pool, with a read-through cache.
 
     Args:
         workers: the checkout pool of DbWorkers.
         checkout_timeout: longest wait for an idle worker, in seconds.
         ask_timeout: longest wait for a worker's answer; set it above the
             database's statement timeout so the database cancels first.
+        cache: the process's cache, or None to always read the database.
+        coherence: whether the change listener currently keeps the cache
+            coherent; while it does not, reads go to the database.
     """
 
-    def __init__(self, workers: WorkerPool, checkout_timeout: float, ask_timeout: float) -> None:
+    def __init__(
+        self,
+        workers: WorkerPool,
+        checkout_timeout: float,
+        ask_timeout: float,
+        cache: CacheHandle[UserView] | None = None,
+        coherence: Coherence | None = None,
+    ) -> None:
         self._workers = workers
         self._checkout_timeout = checkout_timeout
         self._ask_timeout = ask_timeout
+        self._cache = cache
+        self._coherence = coherence or Coherence()
 
-    def get(self, user_id: int) -> User:
-        """Raises: NotFound, Unavailable."""
-        user: User = self._ask(GetUser(user_id), idempotent=True)
-        return user
+    def get(self, user_id: int) -> UserView:
+        """One user, from the cache when coherent.
+
+        When the database cannot be reached, a cached row is served even
+        while the listener is down: nobody can change the row then.
+
+        Raises: NotFound, Unavailable.
+        """
+        cache = self._cache
+        if cache is None:
+            return UserView.of(self._ask(GetUser(user_id), idempotent=True))
+        if self._coherence.is_coherent:
+            hit = cache.get(user_id)
+            if hit is not None:
+                return hit
+        # Taken before the read, so an eviction processed meanwhile makes
+        # the cache refuse this (possibly older) row.
+        token = cache.read_token(user_id)
+        try:
+            user: User = self._ask(GetUser(user_id), idempotent=True)
+        except Unavailable:
+            stale = cache.get(user_id)
+            if stale is not None:
+                return stale
+            raise
+        view = UserView.of(user)
+        cache.put(user_id, view, token, user.version)
+        return view
 
     def list(self, after_id: int, limit: int, email: str | None = None) -> UserPage:
         """Raises: Unavailable."""
@@ -68,6 +131,7 @@ class UsersService:
     ) -> User:
         """Raises: NotFound, DuplicateEmail, PreconditionFailed, Unavailable."""
         user: User = self._ask(UpdateUser(user_id, name, email, if_match), idempotent=False)
+        self._evict(user_id, user.version)
         return user
 
     def delete(self, user_id: int, if_match: tuple[int, ...] | None = None) -> int:
@@ -76,12 +140,18 @@ class UsersService:
         Raises: NotFound, PreconditionFailed, Unavailable.
         """
         version: int = self._ask(DeleteUser(user_id, if_match), idempotent=False)
+        self._evict(user_id, None)
         return version
 
     def ping(self) -> bool:
         """One database round trip through a worker. Raises: Unavailable."""
         result: bool = self._ask(Ping(), idempotent=True)
         return result
+
+    def _evict(self, user_id: int, version: int | None) -> None:
+        # Read-your-writes in this process without waiting for the NOTIFY.
+        if self._cache is not None:
+            self._cache.invalidate_after_write(user_id, version)
 
     def _ask(self, message: Any, *, idempotent: bool) -> Any:
         for attempt in (1, 2):

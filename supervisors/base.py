@@ -5,7 +5,9 @@ the restart timestamps, the pending restarts) lives in its own thread: the
 public methods are called through a proxy or ref (pykka turns them into
 messages), children report their exits with a ``tell`` (`ChildExit`), and
 delayed restarts arrive as a ``tell`` from a `threading.Timer`. Nothing else
-touches the state, so no locks are needed.
+touches the state, so no locks are needed. The flip side, as in OTP: while
+the supervisor starts a child (waiting for its ``on_start``) or stops one
+(waiting up to its shutdown time), it answers nothing else.
 
 The restart algorithm follows OTP's ``supervisor.erl``:
 
@@ -19,7 +21,9 @@ The restart algorithm follows OTP's ``supervisor.erl``:
    calls ``on_give_up``, and ends abnormally (`GiveUpError`), which its own
    supervisor sees as an abnormal exit of that child (escalation).
 4. Otherwise the children the strategy designates are stopped in reverse start
-   order and started again in start order. If a start fails, the restart is
+   order and started again in start order (for ``one_for_all`` and
+   ``rest_for_one`` that includes designated children that were not running,
+   e.g. stopped with ``terminate_child``, as in OTP). If a start fails, the restart is
    tried again through a message to the supervisor itself (OTP's
    ``try_again_restart``), so other requests are served in between; every
    attempt counts toward the intensity.
@@ -107,6 +111,11 @@ class SupervisorBase(pykka.ThreadingActor):
     this class starts, stops and restarts them.
     """
 
+    # Like its children, a supervisor never keeps a process alive: a process
+    # that must exit (its parent died, it was told to stop) must not hang on
+    # a tree nobody will stop. Stop the tree explicitly for a clean shutdown.
+    use_daemon_thread = True
+
     def __init__(
         self,
         *,
@@ -145,8 +154,8 @@ class SupervisorBase(pykka.ThreadingActor):
 
         Runs in the caller's thread and blocks until every initial child's
         ``on_start`` has finished. The supervisor runs as a monitored actor
-        (see `supervisors.monitor`) on a thread that is a daemon only if the
-        class sets ``use_daemon_thread``.
+        (see `supervisors.monitor`) on a daemon thread unless a subclass sets
+        ``use_daemon_thread = False``.
 
         Raises:
             StartError: if a child failed to start; the children already
@@ -367,6 +376,8 @@ class SupervisorBase(pykka.ThreadingActor):
                 "event": "restart_scheduled",
                 "supervisor": self.name,
                 "child": child.spec.id,
+                "reason": str(cause[0]),
+                "error": None if cause[1] is None else repr(cause[1]),
                 "delay": delay,
             },
         )

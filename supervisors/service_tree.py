@@ -3,12 +3,18 @@
 ::
 
     root (rest_for_one)
-     └── db (one_for_one) ── DbWorker × N
+     ├── db (one_for_one) ── DbWorker × N
+     ├── cache             (owns the table; only it writes)
+     └── listener          (LISTEN users_changed; evicts from the cache)
 
 A crashed DbWorker is replaced by a fresh one that joins the checkout pool
-by itself. The db supervisor's intensity scales with the number of
-workers: losing the database breaks every worker's connection at once,
-which is one restart each, not a reason to give up.
+by itself. ``rest_for_one`` at the root: a cache restart also restarts the
+listener, whose (re)start flushes the fresh cache and marks it coherent; a
+listener restart alone leaves the cache actor running but flushes it.
+
+The db supervisor's intensity scales with the number of workers: losing
+the database breaks every worker's connection at once, which is one
+restart each, not a reason to give up.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from typing import Any
 import pykka
 from psycopg_pool import ConnectionPool
 
+from actors.cache import CacheActor, CacheHandle
+from actors.change_listener import ChangeListener, Coherence
 from actors.db_worker import DbWorker
 from actors.worker_pool import WorkerPool
 from supervisors import ChildSpec, Supervisor, SupervisorEvent
@@ -40,6 +48,18 @@ class TreeConfig:
     db_period: float = 5.0
     root_intensity: int = 3
     root_period: float = 5.0
+    cache_ttl: float = 60.0
+    cache_max_entries: int = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class CacheWiring:
+    """What the cache and its listener need: the process's handle and flag."""
+
+    handle: CacheHandle[Any]
+    coherence: Coherence
+    conninfo: str
+    connect_kwargs: dict[str, Any]
 
 
 def start_service_tree(
@@ -47,10 +67,13 @@ def start_service_tree(
     connections: ConnectionPool,
     workers: WorkerPool,
     *,
+    cache: CacheWiring | None = None,
     on_give_up: Callable[[], None] | None = None,
     event_hook: Callable[[SupervisorEvent], None] | None = None,
 ) -> pykka.ActorRef[Any]:
     """Start the tree and return the root supervisor's ref.
+
+    Without ``cache`` the tree has only the database branch.
 
     Raises:
         supervisors.StartError: if a child fails to start.
@@ -70,6 +93,44 @@ def start_service_tree(
         )
         for n in range(1, config.db_workers + 1)
     ]
+    children = [
+        ChildSpec(
+            id="db",
+            actor_class=Supervisor,
+            kwargs={
+                "strategy": "one_for_one",
+                "intensity": config.db_restarts_per_worker * config.db_workers,
+                "period": config.db_period,
+                "name": "db",
+                "children": db_children,
+            },
+            shutdown=config.worker_shutdown + 1.0,
+        ),
+    ]
+    if cache is not None:
+        children += [
+            ChildSpec(
+                id="cache",
+                actor_class=CacheActor,
+                kwargs={
+                    "handle": cache.handle,
+                    "ttl": config.cache_ttl,
+                    "max_entries": config.cache_max_entries,
+                },
+                shutdown=2.0,
+            ),
+            ChildSpec(
+                id="listener",
+                actor_class=ChangeListener,
+                kwargs={
+                    "conninfo": cache.conninfo,
+                    "cache": cache.handle,
+                    "coherence": cache.coherence,
+                    "connect_kwargs": cache.connect_kwargs,
+                },
+                shutdown=2.0,
+            ),
+        ]
     return Supervisor.start(
         strategy="rest_for_one",
         intensity=config.root_intensity,
@@ -77,18 +138,5 @@ def start_service_tree(
         name="root",
         on_give_up=on_give_up,
         event_hook=event_hook,
-        children=[
-            ChildSpec(
-                id="db",
-                actor_class=Supervisor,
-                kwargs={
-                    "strategy": "one_for_one",
-                    "intensity": config.db_restarts_per_worker * config.db_workers,
-                    "period": config.db_period,
-                    "name": "db",
-                    "children": db_children,
-                },
-                shutdown=config.worker_shutdown + 1.0,
-            ),
-        ],
+        children=children,
     )

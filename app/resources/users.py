@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 import falcon
 
-from actors.messages import User, UserPage
+from actors.messages import UserPage
 from app.http import (
     JSON,
     MERGE_PATCH_JSON,
@@ -16,19 +16,14 @@ from app.http import (
     require_media_type,
     send_json,
 )
-from app.users_service import UsersService
+from app.users_service import UsersService, user_etag
 from app.validation import MAX_ID, encode_cursor, validate_list_query, validate_user
 
-__all__ = ["UserItem", "UsersCollection", "user_etag"]
+__all__ = ["UserItem", "UsersCollection"]
 
 # Every representation may be stored only by the client, and must be
 # revalidated before each use (cheap: a 304 carries no body).
 CACHE_CONTROL = "private, no-cache"
-
-
-def user_etag(user: User) -> str:
-    """Strong entity-tag of one user: changes exactly when its version does."""
-    return f'"{user.id}-{user.version}"'
 
 
 def _tag_version(user_id: int):  # type: ignore[no-untyped-def]
@@ -115,14 +110,14 @@ class UserItem:
         self._users = users
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> None:
-        user = self._users.get(_check_id(user_id))
-        etag = user_etag(user)
-        if _none_match(req, etag):
-            _not_modified(resp, etag)
+        view = self._users.get(_check_id(user_id))
+        if _none_match(req, view.etag):
+            _not_modified(resp, view.etag)
             return
-        resp.set_header("ETag", etag)
+        resp.set_header("ETag", view.etag)
         resp.set_header("Cache-Control", CACHE_CONTROL)
-        send_json(resp, user.to_json())
+        resp.content_type = JSON
+        resp.data = view.body
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> None:
         require_media_type(req, (JSON,))

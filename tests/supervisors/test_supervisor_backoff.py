@@ -220,6 +220,10 @@ def test_backoff_grows_while_starts_fail_and_resets_once_the_child_starts(
     child_ref(root, "db").tell("crash")
     wait_until(lambda: len(database.attempts) >= 5)
 
-    delays = [r.delay for r in caplog.records if getattr(r, "event", None) == "restart_scheduled"]
+    delays = [
+        r.__dict__["delay"]
+        for r in caplog.records
+        if r.__dict__.get("event") == "restart_scheduled"
+    ]
     assert delays[:3] == pytest.approx([0.01, 0.02, 0.04])
     assert delays[-1] == pytest.approx(0.01)

@@ -183,8 +183,17 @@ def test_generated_subclass_is_reused_for_every_start_of_a_class() -> None:
     assert a.actor_class is b.actor_class
 
 
-def test_root_supervisor_thread_is_not_a_daemon_unless_its_class_says_so() -> None:
+def test_supervisor_threads_are_daemons_so_they_never_keep_a_process_alive() -> None:
     sup = Supervisor.start(children=[ChildSpec(id="pool", actor_class=Supervisor)])
 
-    assert sup.actor_class.use_daemon_thread is False
+    assert sup.actor_class.use_daemon_thread is True
     assert child_ref(sup, "pool").actor_class.use_daemon_thread is True
+
+
+def test_a_subclass_may_ask_for_a_non_daemon_root_thread() -> None:
+    class Steadfast(Supervisor):
+        use_daemon_thread = False
+
+    sup = Steadfast.start()
+
+    assert sup.actor_class.use_daemon_thread is False

@@ -22,7 +22,8 @@ def test_plain_strings_are_accepted_and_normalised_to_enums() -> None:
     spec = ChildSpec(id="w", actor_class=Worker, restart="transient", child_type="worker")
 
     assert spec.restart is Restart.TRANSIENT
-    assert spec.restart == "transient"
+    assert isinstance(spec.restart, str)
+    assert spec.restart.value == "transient"
     assert spec.child_type is ChildType.WORKER
     assert Strategy("rest_for_one") is Strategy.REST_FOR_ONE
 
