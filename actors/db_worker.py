@@ -305,9 +305,10 @@ class DbWorker(pykka.ThreadingActor):
             raise PreconditionFailed(f"user {user_id} does not exist")
         raise PreconditionFailed(f"user {user_id} has changed (it is at version {row[0]})")
 
-    def _ping(self, _msg: Ping) -> bool:
-        self._db.execute("SELECT 1").fetchone()
-        return True
+    def _ping(self, _msg: Ping) -> int:
+        row = self._db.execute("SELECT pg_backend_pid()").fetchone()
+        assert row is not None
+        return int(row[0])
 
 
 DbWorker._handlers = {

@@ -95,4 +95,4 @@ class DeleteUser:
 
 @dataclass(frozen=True, slots=True)
 class Ping:
-    """Round trip to the database: answers True or raises."""
+    """Round trip to the database: answers the connection's backend pid."""
