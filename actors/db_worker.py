@@ -29,6 +29,7 @@ import contextlib
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar, LiteralString
 
@@ -116,25 +117,33 @@ class DbWorker(pykka.ThreadingActor):
         workers: the checkout pool this worker joins once connected.
         connect_timeout: how long one attempt waits for a connection.
         max_reconnect_delay: the backoff ceiling between attempts.
+        on_query: metrics hook, ``(operation, seconds)`` after each request.
+        on_error: metrics hook, ``(kind)`` for each database error.
     """
 
     # A worker whose master died must not keep its process alive.
     use_daemon_thread = True
 
-    _handlers: ClassVar[dict[type[Any], Callable[[DbWorker, Any], Any]]]
+    # message type -> (operation name for metrics, handler)
+    _handlers: ClassVar[dict[type[Any], tuple[str, Callable[[DbWorker, Any], Any]]]]
 
     def __init__(
         self,
         connections: ConnectionPool,
         workers: WorkerPool,
+        *,
         connect_timeout: float = 1.0,
         max_reconnect_delay: float = 1.0,
+        on_query: Callable[[str, float], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__()
         self._connections = connections
         self._workers = workers
         self._connect_timeout = connect_timeout
         self._max_reconnect_delay = max_reconnect_delay
+        self._on_query = on_query
+        self._on_error = on_error
         self._conn: psycopg.Connection[Any] | None = None
         self._attempts = 0
         self._retry_timer: threading.Timer | None = None
@@ -219,28 +228,41 @@ class DbWorker(pykka.ThreadingActor):
             if self._conn is None:
                 self._connect()
             return None
-        handler = self._handlers.get(type(message))
-        if handler is None:
+        entry = self._handlers.get(type(message))
+        if entry is None:
             return super().on_receive(message)
+        operation, handler = entry
         healthy = True
+        started = time.perf_counter()
         try:
             return handler(self, message)
         except pg_errors.UniqueViolation as exc:
+            self._error("unique_violation")
             raise DuplicateEmail("a user with this email already exists") from exc
         except (pg_errors.CheckViolation, pg_errors.DataError) as exc:
+            self._error("invalid_data")
             raise InvalidData(str(exc.diag.message_primary or exc)) from exc
         except pg_errors.QueryCanceled as exc:
+            self._error("query_canceled")
             raise DatabaseUnavailable("the query took too long and was cancelled") from exc
         except psycopg.Error as exc:
             conn = self._conn
             if conn is None or conn.closed or conn.broken:
                 healthy = False
+                self._error("connection_lost")
                 self.actor_ref.tell(_Crash())
                 raise WorkerCrashed("the database worker lost its connection") from exc
+            self._error("other")
             raise DatabaseUnavailable(f"database error: {type(exc).__name__}") from exc
         finally:
+            if self._on_query is not None:
+                self._on_query(operation, time.perf_counter() - started)
             if healthy:
                 self._workers.checkin(self.actor_ref)
+
+    def _error(self, kind: str) -> None:
+        if self._on_error is not None:
+            self._on_error(kind)
 
     @property
     def _db(self) -> psycopg.Connection[Any]:
@@ -312,10 +334,10 @@ class DbWorker(pykka.ThreadingActor):
 
 
 DbWorker._handlers = {
-    GetUser: DbWorker._get,
-    ListUsers: DbWorker._list,
-    CreateUser: DbWorker._create,
-    UpdateUser: DbWorker._update,
-    DeleteUser: DbWorker._delete,
-    Ping: DbWorker._ping,
+    GetUser: ("get", DbWorker._get),
+    ListUsers: ("list", DbWorker._list),
+    CreateUser: ("create", DbWorker._create),
+    UpdateUser: ("update", DbWorker._update),
+    DeleteUser: ("delete", DbWorker._delete),
+    Ping: ("ping", DbWorker._ping),
 }

@@ -7,11 +7,15 @@ what they need.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import falcon
 import orjson
 
+from app.middleware import RequestMiddleware
 from app.openapi import openapi_document
 from app.problems import install_error_handling
+from app.resources.health import Liveness, MetricsResource, Readiness, ReadinessCheck
 from app.resources.users import UserItem, UsersCollection
 from app.users_service import UsersService
 
@@ -32,9 +36,29 @@ class OpenApiResource:
 App = falcon.App[falcon.Request, falcon.Response]
 
 
-def create_app(users: UsersService, *, retry_after: int = 1) -> App:
-    """Build the WSGI application around a users service."""
-    app = falcon.App(cors_enable=False)
+def create_app(
+    users: UsersService,
+    *,
+    readiness: list[ReadinessCheck] | None = None,
+    before_scrape: Callable[[], None] | None = None,
+    retry_after: int = 1,
+    metrics_enabled: bool = True,
+    access_log: bool = True,
+) -> App:
+    """Build the WSGI application around a users service.
+
+    Args:
+        users: the users service.
+        readiness: the checks behind ``/readyz`` (none: always ready).
+        before_scrape: refreshes sampled gauges before ``/metrics`` answers.
+        retry_after: seconds in ``Retry-After`` of 503 answers.
+        metrics_enabled: record HTTP metrics.
+        access_log: write one JSON line per request to stderr.
+    """
+    app = falcon.App(
+        cors_enable=False,
+        middleware=[RequestMiddleware(metrics_enabled=metrics_enabled, access_log=access_log)],
+    )
     app.req_options.strip_url_path_trailing_slash = True
     # Query strings are parsed strictly: "a=1&a=2" stays a list, so it can be refused.
     app.req_options.auto_parse_qs_csv = False
@@ -42,4 +66,7 @@ def create_app(users: UsersService, *, retry_after: int = 1) -> App:
     app.add_route("/api/users", UsersCollection(users))
     app.add_route("/api/users/{user_id:int(min=1)}", UserItem(users))
     app.add_route("/openapi.json", OpenApiResource())
+    app.add_route("/livez", Liveness())
+    app.add_route("/readyz", Readiness(readiness or [], retry_after=retry_after))
+    app.add_route("/metrics", MetricsResource(before_scrape))
     return app

@@ -1,5 +1,9 @@
 """The ``usermgmt`` command: serve, migrate.
 
+Nothing this module imports at the top may import prometheus_client: in
+multiprocess mode the metrics directory must be set first (see
+:func:`prepare_metrics_dir`).
+
 ``usermgmt serve`` is the one-command way to run the service: with no
 ``DATABASE_URL`` it starts the embedded PostgreSQL under
 ``USERMGMT_DATA_DIR``, applies migrations, runs gunicorn until SIGTERM or
@@ -13,6 +17,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from app.config import ConfigError, Settings
@@ -91,7 +96,25 @@ def _database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
     return url, embedded
 
 
+def prepare_metrics_dir(data_dir: Path) -> Path:
+    """Create and empty the multiprocess metrics directory.
+
+    ``PROMETHEUS_MULTIPROC_DIR`` if set, else ``<data dir>/prometheus``.
+    Must run before anything imports prometheus_client: the client picks
+    its storage when it is first imported, and workers inherit that.
+    Only the client's ``*.db`` files are removed, never anything else.
+    """
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    directory = Path(configured) if configured else (data_dir / "prometheus").resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    return directory
+
+
 def serve(args: argparse.Namespace, settings: Settings) -> int:
+    prepare_metrics_dir(settings.data_dir)
     from app import gunicorn_conf
 
     url, embedded = _database(settings)

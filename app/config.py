@@ -71,6 +71,8 @@ class Settings:
     migrate_on_start: bool = True
     log_level: str = "INFO"
     application_name: str = "usermgmt"
+    metrics_enabled: bool = True
+    access_log: bool = True
     cache_enabled: bool = True
     cache_ttl: float = 60.0
     cache_max_entries: int = 100_000
@@ -98,6 +100,8 @@ class Settings:
             migrate_on_start=_bool(env, "USERMGMT_MIGRATE_ON_START", True),
             log_level=log_level,
             application_name=env.get("USERMGMT_APPLICATION_NAME") or "usermgmt",
+            metrics_enabled=_bool(env, "USERMGMT_METRICS_ENABLED", True),
+            access_log=_bool(env, "USERMGMT_ACCESS_LOG", True),
             cache_enabled=_bool(env, "USERMGMT_CACHE_ENABLED", True),
             cache_ttl=_float(env, "USERMGMT_CACHE_TTL", 60.0, minimum=0.001),
             cache_max_entries=_int(env, "USERMGMT_CACHE_MAX_ENTRIES", 100_000, minimum=1),

@@ -3,29 +3,67 @@
 Also usable as ``gunicorn -c python:app.gunicorn_conf 'app.wsgi:get_app()'``.
 The actor tree lives in each worker: built by ``get_app`` after fork,
 stopped in ``worker_exit`` so no actor thread or connection outlives it.
+
+On SIGTERM a worker first turns not-ready (``/readyz`` answers 503, so a
+load balancer stops sending), lets gunicorn finish its in-flight requests
+(up to ``graceful_timeout``), and only then stops its actors.
+
+The master never imports the application (the hooks import it lazily in
+the worker): in multiprocess mode every metric the master created would
+show up in /metrics as a phantom process.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from typing import Any
-
-from app import wsgi
 
 __all__ = ["hooks"]
 
 logger = logging.getLogger(__name__)
 
+worker_class = "gthread"
+graceful_timeout = 30
+
+
+def post_worker_init(worker: Any) -> None:
+    """Mark the worker draining as soon as it is told to stop."""
+    previous = signal.getsignal(signal.SIGTERM)
+
+    from app import wsgi
+
+    def drain_then_exit(signum: int, frame: Any) -> None:
+        runtime = wsgi.current_runtime()
+        if runtime is not None:
+            runtime.draining.set()
+        logger.info("worker draining", extra={"event": "worker_draining"})
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, drain_then_exit)
+
 
 def worker_exit(server: Any, worker: Any) -> None:
     """Stop the worker's actors after its in-flight requests finished."""
+    from app import wsgi
+
     wsgi.stop_runtime()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """In the master: drop a dead worker's live gauges from /metrics."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
 def hooks() -> dict[str, Any]:
     """The server hooks, as gunicorn settings."""
-    return {"worker_exit": worker_exit}
-
-
-worker_class = "gthread"
-graceful_timeout = 30
+    return {
+        "post_worker_init": post_worker_init,
+        "worker_exit": worker_exit,
+        "child_exit": child_exit,
+    }

@@ -6,6 +6,7 @@ become keys of the line. Nothing here logs request bodies.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import sys
@@ -14,10 +15,25 @@ from typing import Any
 
 import orjson
 
-__all__ = ["JsonFormatter", "configure_logging"]
+__all__ = ["REQUEST_ID", "JsonFormatter", "RequestContextFilter", "configure_logging"]
+
+# The id of the request this thread is handling (set by the request middleware).
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "usermgmt_request_id", default=None
+)
 
 # Attributes every LogRecord has; anything else came in through ``extra``.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+class RequestContextFilter(logging.Filter):
+    """Adds the current request id to every log record made during a request."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request_id = REQUEST_ID.get()
+        if request_id is not None and not hasattr(record, "request_id"):
+            record.request_id = request_id
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -43,6 +59,7 @@ def configure_logging(level: str = "INFO") -> None:
     """Send every logger's records to stderr as JSON lines at ``level``."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestContextFilter())
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)

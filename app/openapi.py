@@ -170,6 +170,34 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             },
+            "/livez": {
+                "get": {
+                    "operationId": "liveness",
+                    "summary": "The process serves HTTP (no dependency is checked).",
+                    "responses": {"200": {"description": "Alive.", "content": {
+                        "application/json": {"schema": {"type": "object"}}}}},
+                },
+            },
+            "/readyz": {
+                "get": {
+                    "operationId": "readiness",
+                    "summary": "Ready: a DbWorker reaches the database, the supervision tree "
+                               "is up, and the worker is not draining.",
+                    "responses": {
+                        "200": {"description": "Ready.", "content": {
+                            "application/json": {"schema": {"type": "object"}}}},
+                        "503": {"$ref": "#/components/responses/NotReady"},
+                    },
+                },
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Prometheus text exposition of every worker process.",
+                    "responses": {"200": {"description": "Metrics.", "content": {
+                        "text/plain": {"schema": {"type": "string"}}}}},
+                },
+            },
             "/openapi.json": {
                 "get": {
                     "operationId": "getOpenApi",
@@ -268,6 +296,8 @@ def openapi_document() -> dict[str, Any]:
                 "E422": _problem_response("Validation failed; `errors` lists each field."),
                 "E503": _problem_response("No database worker free in time, or the database "
                                           "is unreachable.", _RETRY_AFTER),
+                "NotReady": _problem_response("Not ready; `errors` names each failed check.",
+                                              _RETRY_AFTER),
             },
         },
     }

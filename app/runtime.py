@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -16,8 +17,12 @@ from psycopg_pool import ConnectionPool
 
 from actors.cache import CacheHandle
 from actors.change_listener import Coherence
+from actors.errors import Unavailable
 from actors.worker_pool import WorkerPool
+from app import metrics
 from app.config import Settings
+from app.metrics import MetricsSampler
+from app.resources.health import ReadinessCheck
 from app.users_service import UsersService, UserView
 from supervisors import SupervisorEvent
 from supervisors.service_tree import CacheWiring, TreeConfig, start_service_tree
@@ -32,6 +37,15 @@ logger = logging.getLogger(__name__)
 # came back. DbWorkers keep asking, each with its own short backoff.
 POOL_RECONNECT_TIMEOUT = 2.0
 
+# Actor class name -> the ``kind`` label of actor metrics.
+ACTOR_KINDS = {
+    "DbWorker": "db_worker",
+    "CacheActor": "cache",
+    "ChangeListener": "listener",
+    "Supervisor": "supervisor",
+    "DynamicSupervisor": "supervisor",
+}
+
 
 class Runtime:
     """The per-process actor system and the users service on top of it.
@@ -41,7 +55,9 @@ class Runtime:
         database_url: libpq URL or conninfo of the database.
         on_give_up: what to do when the root supervisor gives up (the
             service exits the worker process; tests record it).
-        event_hook: receives every supervisor event (metrics).
+        event_hook: receives every supervisor event (in addition to the
+            metrics, when ``instrumented``).
+        instrumented: record Prometheus metrics for the actor system.
     """
 
     def __init__(
@@ -51,13 +67,21 @@ class Runtime:
         *,
         on_give_up: Callable[[], None] | None = None,
         event_hook: Callable[[SupervisorEvent], None] | None = None,
+        instrumented: bool = True,
     ) -> None:
         self.settings = settings
         self.database_url = database_url
         self._on_give_up = on_give_up
         self._event_hook = event_hook
+        self._instrumented = instrumented
+        self.draining = threading.Event()
+        self._sampler: MetricsSampler | None = None
         self.connections: ConnectionPool | None = None
-        self.workers = WorkerPool()
+        self.workers = (
+            WorkerPool(on_wait=metrics.DB_CHECKOUT_WAIT.observe,
+                       on_timeout=metrics.DB_CHECKOUT_TIMEOUTS.inc)
+            if instrumented else WorkerPool()
+        )
         self.root: pykka.ActorRef[Any] | None = None
         self.cache: CacheHandle[UserView] | None = (
             CacheHandle() if settings.cache_enabled else None
@@ -105,13 +129,18 @@ class Runtime:
         )
         self.connections.open(wait=False)
         cache = None
+        if self.cache is not None and self._instrumented:
+            self.cache.on_stat = metrics.count_cache_stat
         if self.cache is not None:
             kwargs = self.connection_kwargs()
             cache = CacheWiring(
                 handle=self.cache,
                 coherence=self.coherence,
                 conninfo=self.database_url,
-                connect_kwargs={k: kwargs[k] for k in ("application_name", "connect_timeout")},
+                connect_kwargs={
+                    "application_name": f"{self.settings.application_name}-listener",
+                    "connect_timeout": kwargs["connect_timeout"],
+                },
             )
         self.root = start_service_tree(
             TreeConfig(
@@ -124,9 +153,73 @@ class Runtime:
             self.connections,
             self.workers,
             cache=cache,
+            on_query=metrics.observe_query if self._instrumented else None,
+            on_db_error=metrics.count_db_error if self._instrumented else None,
             on_give_up=self._on_give_up,
-            event_hook=self._event_hook,
+            event_hook=self._supervisor_event,
         )
+        if self._instrumented:
+            self._sampler = MetricsSampler(self.sample_metrics)
+            self._sampler.start()
+
+    def _supervisor_event(self, event: SupervisorEvent) -> None:
+        if self._instrumented:
+            metrics.record_supervisor_event(event)
+        if self._event_hook is not None:
+            self._event_hook(event)
+
+    def sample_metrics(self) -> None:
+        """Set the gauges that have no event of their own (sampler thread)."""
+        stats = self.workers.stats()
+        metrics.DB_WORKERS.labels("idle").set(stats.idle)
+        metrics.DB_WORKERS.labels("busy").set(stats.busy)
+        alive: dict[str, int] = dict.fromkeys(ACTOR_KINDS.values(), 0)
+        depth: dict[str, int] = dict.fromkeys(ACTOR_KINDS.values(), 0)
+        for ref in pykka.ActorRegistry.get_all():
+            kind = ACTOR_KINDS.get(ref.actor_class.__name__, "other")
+            alive[kind] = alive.get(kind, 0) + 1
+            inbox = ref.actor_inbox
+            size = inbox.qsize() if hasattr(inbox, "qsize") else 0
+            depth[kind] = max(depth.get(kind, 0), size)
+        for kind, count in alive.items():
+            metrics.ACTORS_ALIVE.labels(kind).set(count)
+            metrics.ACTOR_MAILBOX_DEPTH.labels(kind).set(depth[kind])
+        if self.cache is not None:
+            metrics.CACHE_ENTRIES.set(len(self.cache.table))
+
+    def sample_now(self) -> None:
+        """Refresh this process's sampled gauges (right before a scrape)."""
+        if self._sampler is not None:
+            self._sampler.sample_now()
+
+    def readiness_checks(self) -> list[ReadinessCheck]:
+        """What ``/readyz`` verifies: database, supervision tree, not draining."""
+        return [
+            ReadinessCheck("draining", self._check_not_draining),
+            ReadinessCheck("supervision_tree", self._check_tree),
+            ReadinessCheck("database", self._check_database),
+        ]
+
+    def _check_not_draining(self) -> str | None:
+        return "the worker is shutting down" if self.draining.is_set() else None
+
+    def _check_tree(self) -> str | None:
+        root = self.root
+        if root is None or not root.is_alive():
+            return "the root supervisor is not running"
+        try:
+            children = root.proxy().which_children().get(timeout=1.0)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            return "the root supervisor does not answer"
+        down = [child_id for child_id, ref, _ in children if ref is None or not ref.is_alive()]
+        return f"not running: {', '.join(down)}" if down else None
+
+    def _check_database(self) -> str | None:
+        try:
+            self.users.ping()
+        except Unavailable as exc:
+            return str(exc)
+        return None
 
     def wait_ready(self, timeout: float = 10.0) -> bool:
         """Wait until every DbWorker holds a connection and the cache is coherent."""
@@ -143,6 +236,10 @@ class Runtime:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the tree (children in reverse order), then close the pool."""
+        self.draining.set()
+        sampler, self._sampler = self._sampler, None
+        if sampler is not None:
+            sampler.stop()
         root, self.root = self.root, None
         if root is not None:
             with contextlib.suppress(pykka.ActorDeadError):

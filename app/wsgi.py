@@ -70,9 +70,17 @@ def get_app() -> falcon.App[falcon.Request, falcon.Response]:
             logger.error("could not apply migrations: %s", exc, extra={"event": "migrate_failed"})
     if _runtime is not None:
         _runtime.stop()
-    _runtime = Runtime(settings, settings.database_url, on_give_up=_give_up)
+    _runtime = Runtime(settings, settings.database_url, on_give_up=_give_up,
+                       instrumented=settings.metrics_enabled)
     _runtime.start()
-    return create_app(_runtime.users, retry_after=settings.retry_after)
+    return create_app(
+        _runtime.users,
+        readiness=_runtime.readiness_checks(),
+        before_scrape=_runtime.sample_now,
+        retry_after=settings.retry_after,
+        metrics_enabled=settings.metrics_enabled,
+        access_log=settings.access_log and settings.log_level in ("DEBUG", "INFO"),
+    )
 
 
 def stop_runtime(timeout: float = 10.0) -> None:

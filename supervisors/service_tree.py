@@ -68,6 +68,8 @@ def start_service_tree(
     workers: WorkerPool,
     *,
     cache: CacheWiring | None = None,
+    on_query: Callable[[str, float], None] | None = None,
+    on_db_error: Callable[[str], None] | None = None,
     on_give_up: Callable[[], None] | None = None,
     event_hook: Callable[[SupervisorEvent], None] | None = None,
 ) -> pykka.ActorRef[Any]:
@@ -86,6 +88,8 @@ def start_service_tree(
                 "connections": connections,
                 "workers": workers,
                 "connect_timeout": config.connect_timeout,
+                "on_query": on_query,
+                "on_error": on_db_error,
             },
             restart="permanent",
             shutdown=config.worker_shutdown,

@@ -1,0 +1,166 @@
+"""/metrics of a real multi-worker server: every metric moves with its event."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration.server import Server, free_port
+
+pytestmark = pytest.mark.integration
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(server: Server) -> Samples:
+    response = requests.get(server.url + "/metrics", timeout=10)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    samples: Samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``."""
+    return sum(value for (sample, sample_labels), value in samples.items()
+               if sample == name and set(labels.items()) <= set(sample_labels))
+
+
+def series(samples: Samples, name: str) -> list[dict[str, str]]:
+    return [dict(labels) for (sample, labels) in samples if sample == name]
+
+
+def eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return check()
+
+
+def test_each_metric_moves_when_its_event_happens(server: Server, db: psycopg.Connection[Any]) -> None:
+    before = scrape(server)
+    created = requests.post(server.url + "/api/users", json={"name": "M", "email": "m@example.com"}, timeout=5)
+    assert created.status_code == 201
+    path = created.headers["Location"]
+    time.sleep(0.2)  # the insert's NOTIFY evicts; let it land
+    for _ in range(10):
+        assert requests.get(server.url + path, timeout=5).status_code == 200
+    assert requests.get(server.url + "/api/users/999999", timeout=5).status_code == 404
+    # Kill every DbWorker's connection: the next query on each crashes it
+    # and its supervisor restarts it.
+    db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'usermgmt'")
+    for _ in range(10):
+        requests.get(server.url + "/api/users", timeout=5)
+    after = scrape(server)
+
+    def moved(name: str, **labels: str) -> float:
+        return total(after, name, **labels) - total(before, name, **labels)
+
+    assert moved("usermgmt_http_requests_total", method="POST", route="/api/users", status="201") == 1
+    assert moved("usermgmt_http_requests_total", method="GET", route="/api/users/{user_id:int(min=1)}", status="404") == 1
+    assert moved("usermgmt_http_request_duration_seconds_count", method="GET", route="/api/users") >= 10
+    assert ("usermgmt_http_request_duration_seconds_bucket",
+            (("le", "0.05"), ("method", "POST"), ("route", "/api/users"))) in after
+    assert moved("usermgmt_cache_requests_total", result="hit") >= 1
+    assert moved("usermgmt_cache_requests_total", result="miss") >= 1
+    assert moved("usermgmt_db_query_duration_seconds_count", operation="create") == 1
+    assert moved("usermgmt_db_checkout_wait_seconds_count") >= 0
+    assert moved("usermgmt_db_errors_total", kind="connection_lost") >= 1
+    assert moved("usermgmt_actor_exits_total", supervisor="db", reason="abnormal") >= 1
+    assert moved("usermgmt_actor_restarts_total", supervisor="db") >= 1
+    assert ("usermgmt_http_requests_in_flight", ()) in after
+    # Both worker processes report their own process metrics.
+    assert len(series(after, "usermgmt_process_resident_memory_bytes")) == 2
+    assert all(total(after, "usermgmt_process_resident_memory_bytes", **labels) > 10_000_000
+               for labels in series(after, "usermgmt_process_resident_memory_bytes"))
+    assert eventually(lambda: total(scrape(server), "usermgmt_actors_alive", kind="db_worker") == 4)
+    final = scrape(server)
+    assert total(final, "usermgmt_actors_alive", kind="cache") == 2
+    assert total(final, "usermgmt_actors_alive", kind="listener") == 2
+    assert total(final, "usermgmt_db_workers", state="idle") + total(final, "usermgmt_db_workers", state="busy") == 4
+    assert ("usermgmt_actor_mailbox_depth", (("kind", "db_worker"),)) in final
+    assert ("usermgmt_cache_entries", ()) in final
+
+
+def test_every_response_carries_a_request_id_and_the_access_log_has_it(server: Server) -> None:
+    echoed = requests.get(server.url + "/api/users", headers={"X-Request-ID": "trace-abc.123"}, timeout=5)
+    assert echoed.headers["X-Request-ID"] == "trace-abc.123"
+    replaced = requests.get(server.url + "/api/users/0", headers={"X-Request-ID": "bad id\u00e9" * 3}, timeout=5)
+    generated = replaced.headers["X-Request-ID"]
+    assert generated != "bad id" and len(generated) == 32
+    assert replaced.json()["instance"].endswith(generated)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and "trace-abc.123" not in server.log():
+        time.sleep(0.1)
+    import json
+
+    lines = [json.loads(line) for line in server.log().splitlines()
+             if line.startswith("{") and "trace-abc.123" in line]
+    assert lines, server.log()
+    access = lines[0]
+    assert access["method"] == "GET" and access["route"] == "/api/users" and access["status"] == 200
+    assert {"time", "level", "request_id", "duration_ms", "pid"} <= set(access)
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="needs promtool (Debian package prometheus)")
+def test_the_exposition_passes_promtool_check_metrics(server: Server) -> None:
+    requests.post(server.url + "/api/users", json={"name": "P", "email": "p@example.com"}, timeout=5)
+    requests.get(server.url + "/api/users/1", timeout=5)
+    text = requests.get(server.url + "/metrics", timeout=5).content
+    result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                            timeout=30, check=False)
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+    assert result.stdout.decode().strip() == "" and result.stderr.decode().strip() == ""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs the prometheus binary (Debian package prometheus)")
+def test_a_real_prometheus_scrapes_the_service(server: Server, tmp_path: Path) -> None:
+    port = free_port()
+    target = server.url.removeprefix("http://")
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        f"scrape_configs:\n  - job_name: usermgmt\n    static_configs:\n      - targets: ['{target}']\n"
+    )
+    process = subprocess.Popen(
+        ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    api = f"http://127.0.0.1:{port}/api/v1/query"
+    try:
+        def query(expr: str) -> list[dict[str, Any]]:
+            try:
+                body = requests.get(api, params={"query": expr}, timeout=2).json()
+            except (requests.RequestException, ValueError):
+                return []
+            return body.get("data", {}).get("result", []) if body.get("status") == "success" else []
+
+        assert eventually(lambda: any(r["value"][1] == "1" for r in query('up{job="usermgmt"}')), 30)
+        first = sum(float(r["value"][1]) for r in query("sum(usermgmt_http_requests_total)"))
+        for _ in range(20):
+            requests.get(server.url + "/api/users", timeout=5)
+        assert eventually(
+            lambda: sum(float(r["value"][1]) for r in query("sum(usermgmt_http_requests_total)")) >= first + 20,
+            15)
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
