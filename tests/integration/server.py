@@ -53,6 +53,9 @@ class Server:
                      "--workers", str(workers), "--threads", str(threads), *(extra_args or [])]
         self.env = {**os.environ, **env}
         self.process: subprocess.Popen[bytes] | None = None
+        # Every test talks to the server through this session, so whatever
+        # every request needs (headers, credentials) is set in one place.
+        self.http = requests.Session()
 
     def start(self, wait: bool = True) -> Server:
         self._log = open(self.log_path, "ab")
@@ -71,7 +74,7 @@ class Server:
             if self.process.poll() is not None:
                 raise AssertionError(f"server exited with {self.process.returncode}:\n{self.log()}")
             try:
-                if requests.get(self.url + path, timeout=1).status_code == 200:
+                if self.http.get(self.url + path, timeout=1).status_code == 200:
                     return
             except requests.RequestException:
                 pass

@@ -9,7 +9,6 @@ from typing import Any
 
 import psycopg
 import pytest
-import requests
 
 from tests.integration.server import Server
 
@@ -28,7 +27,7 @@ def warm(server: Server, path: str, times: int = 8) -> dict[str, Any]:
     """Read enough times that every worker process has the row cached."""
     body: dict[str, Any] = {}
     for _ in range(times):
-        response = requests.get(server.url + path, timeout=5)
+        response = server.http.get(server.url + path, timeout=5)
         assert response.status_code == 200
         body = response.json()
     return body
@@ -38,7 +37,7 @@ def version_within(server: Server, path: str, version: int, seconds: float) -> f
     """Seconds until every read through ``server`` shows ``version``; None if never."""
     started = time.monotonic()
     while time.monotonic() - started < seconds:
-        if all(requests.get(server.url + path, timeout=5).json()["version"] == version for _ in range(4)):
+        if all(server.http.get(server.url + path, timeout=5).json()["version"] == version for _ in range(4)):
             return time.monotonic() - started
         time.sleep(0.01)
     return None
@@ -48,21 +47,21 @@ def test_an_update_through_one_server_is_visible_through_the_other_within_a_seco
     two_servers: tuple[Server, Server],
 ) -> None:
     a, b = two_servers
-    created = requests.post(a.url + "/api/users", json={"name": "Shared", "email": "s@example.com"}, timeout=5)
+    created = a.http.post(a.url + "/api/users", json={"name": "Shared", "email": "s@example.com"}, timeout=5)
     path = created.headers["Location"]
     time.sleep(0.2)  # let the insert's NOTIFY land before warming the caches
     assert warm(b, path)["version"] == 1
-    patched = requests.patch(a.url + path, json={"name": "Changed on A"}, timeout=5)
+    patched = a.http.patch(a.url + path, json={"name": "Changed on A"}, timeout=5)
     assert patched.json()["version"] == 2
     assert version_within(b, path, 2, 1.0) is not None
-    assert requests.get(b.url + path, timeout=5).json()["name"] == "Changed on A"
+    assert b.http.get(b.url + path, timeout=5).json()["name"] == "Changed on A"
 
 
 def test_an_update_made_with_sql_is_visible_through_both_servers(
     two_servers: tuple[Server, Server], db: psycopg.Connection[Any]
 ) -> None:
     a, b = two_servers
-    created = requests.post(a.url + "/api/users", json={"name": "Shared", "email": "q@example.com"}, timeout=5)
+    created = a.http.post(a.url + "/api/users", json={"name": "Shared", "email": "q@example.com"}, timeout=5)
     path = created.headers["Location"]
     time.sleep(0.2)
     warm(a, path)
@@ -73,7 +72,7 @@ def test_an_update_made_with_sql_is_visible_through_both_servers(
     deleted = db.execute("DELETE FROM users WHERE id = %s RETURNING id", (created.json()["id"],)).fetchone()
     assert deleted is not None
     deadline = time.monotonic() + 1.0
-    while time.monotonic() < deadline and requests.get(b.url + path, timeout=5).status_code != 404:
+    while time.monotonic() < deadline and b.http.get(b.url + path, timeout=5).status_code != 404:
         time.sleep(0.01)
-    assert requests.get(a.url + path, timeout=5).status_code == 404
-    assert requests.get(b.url + path, timeout=5).status_code == 404
+    assert a.http.get(a.url + path, timeout=5).status_code == 404
+    assert b.http.get(b.url + path, timeout=5).status_code == 404

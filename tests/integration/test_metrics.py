@@ -22,7 +22,7 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def scrape(server: Server) -> Samples:
-    response = requests.get(server.url + "/metrics", timeout=10)
+    response = server.http.get(server.url + "/metrics", timeout=10)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/plain")
     samples: Samples = {}
@@ -53,18 +53,18 @@ def eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
 
 def test_each_metric_moves_when_its_event_happens(server: Server, db: psycopg.Connection[Any]) -> None:
     before = scrape(server)
-    created = requests.post(server.url + "/api/users", json={"name": "M", "email": "m@example.com"}, timeout=5)
+    created = server.http.post(server.url + "/api/users", json={"name": "M", "email": "m@example.com"}, timeout=5)
     assert created.status_code == 201
     path = created.headers["Location"]
     time.sleep(0.2)  # the insert's NOTIFY evicts; let it land
     for _ in range(10):
-        assert requests.get(server.url + path, timeout=5).status_code == 200
-    assert requests.get(server.url + "/api/users/999999", timeout=5).status_code == 404
+        assert server.http.get(server.url + path, timeout=5).status_code == 200
+    assert server.http.get(server.url + "/api/users/999999", timeout=5).status_code == 404
     # Kill every DbWorker's connection: the next query on each crashes it
     # and its supervisor restarts it.
     db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'usermgmt'")
     for _ in range(10):
-        requests.get(server.url + "/api/users", timeout=5)
+        server.http.get(server.url + "/api/users", timeout=5)
     after = scrape(server)
 
     def moved(name: str, **labels: str) -> float:
@@ -97,9 +97,9 @@ def test_each_metric_moves_when_its_event_happens(server: Server, db: psycopg.Co
 
 
 def test_every_response_carries_a_request_id_and_the_access_log_has_it(server: Server) -> None:
-    echoed = requests.get(server.url + "/api/users", headers={"X-Request-ID": "trace-abc.123"}, timeout=5)
+    echoed = server.http.get(server.url + "/api/users", headers={"X-Request-ID": "trace-abc.123"}, timeout=5)
     assert echoed.headers["X-Request-ID"] == "trace-abc.123"
-    replaced = requests.get(server.url + "/api/users/0", headers={"X-Request-ID": "bad id\u00e9" * 3}, timeout=5)
+    replaced = server.http.get(server.url + "/api/users/0", headers={"X-Request-ID": "bad id\u00e9" * 3}, timeout=5)
     generated = replaced.headers["X-Request-ID"]
     assert generated != "bad id" and len(generated) == 32
     assert replaced.json()["instance"].endswith(generated)
@@ -118,9 +118,9 @@ def test_every_response_carries_a_request_id_and_the_access_log_has_it(server: S
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="needs promtool (Debian package prometheus)")
 def test_the_exposition_passes_promtool_check_metrics(server: Server) -> None:
-    requests.post(server.url + "/api/users", json={"name": "P", "email": "p@example.com"}, timeout=5)
-    requests.get(server.url + "/api/users/1", timeout=5)
-    text = requests.get(server.url + "/metrics", timeout=5).content
+    server.http.post(server.url + "/api/users", json={"name": "P", "email": "p@example.com"}, timeout=5)
+    server.http.get(server.url + "/api/users/1", timeout=5)
+    text = server.http.get(server.url + "/metrics", timeout=5).content
     result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
                             timeout=30, check=False)
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
@@ -153,7 +153,7 @@ def test_a_real_prometheus_scrapes_the_service(server: Server, tmp_path: Path) -
         assert eventually(lambda: any(r["value"][1] == "1" for r in query('up{job="usermgmt"}')), 30)
         first = sum(float(r["value"][1]) for r in query("sum(usermgmt_http_requests_total)"))
         for _ in range(20):
-            requests.get(server.url + "/api/users", timeout=5)
+            server.http.get(server.url + "/api/users", timeout=5)
         assert eventually(
             lambda: sum(float(r["value"][1]) for r in query("sum(usermgmt_http_requests_total)")) >= first + 20,
             15)

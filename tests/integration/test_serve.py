@@ -18,36 +18,36 @@ from tests.openapi_check import assert_conforms
 pytestmark = pytest.mark.integration
 
 
-def call(method: str, url: str, path: str, **kwargs: object) -> requests.Response:
-    response = requests.request(method, url + path, timeout=10, **kwargs)  # type: ignore[arg-type]
+def call(method: str, server: Server, path: str, **kwargs: object) -> requests.Response:
+    response = server.http.request(method, server.url + path, timeout=10, **kwargs)  # type: ignore[arg-type]
     assert_conforms(method, path, response)
     return response
 
 
 def test_crud_over_real_sockets(server: Server) -> None:
-    created = call("POST", server.url, "/api/users", json={"name": "Ada", "email": "ada@example.com"})
+    created = call("POST", server, "/api/users", json={"name": "Ada", "email": "ada@example.com"})
     assert created.status_code == 201
     user = created.json()
     path = created.headers["Location"]
-    assert call("GET", server.url, path).json() == user
-    updated = call("PATCH", server.url, path, json={"name": "Ada L."},
+    assert call("GET", server, path).json() == user
+    updated = call("PATCH", server, path, json={"name": "Ada L."},
                    headers={"Content-Type": "application/merge-patch+json",
                             "If-Match": created.headers["ETag"]})
     assert updated.status_code == 200 and updated.json()["version"] == 2
-    listed = call("GET", server.url, "/api/users?limit=10")
+    listed = call("GET", server, "/api/users?limit=10")
     assert [u["id"] for u in listed.json()["data"]] == [user["id"]]
-    replaced = call("PUT", server.url, path, json={"name": "Ada", "email": "ada@example.org"})
+    replaced = call("PUT", server, path, json={"name": "Ada", "email": "ada@example.org"})
     assert replaced.json()["email"] == "ada@example.org"
-    assert call("DELETE", server.url, path).status_code == 204
-    assert call("GET", server.url, path).status_code == 404
+    assert call("DELETE", server, path).status_code == 204
+    assert call("GET", server, path).status_code == 404
 
 
 def test_errors_over_real_sockets(server: Server) -> None:
-    assert call("POST", server.url, "/api/users", data=b"{", headers={"Content-Type": "application/json"}).status_code == 400
-    assert call("POST", server.url, "/api/users", data=b"x", headers={"Content-Type": "text/plain"}).status_code == 415
-    assert call("DELETE", server.url, "/api/users").status_code == 405
-    assert call("GET", server.url, "/api/users?limit=1000").status_code == 422
-    assert call("GET", server.url, "/nope").status_code == 404
+    assert call("POST", server, "/api/users", data=b"{", headers={"Content-Type": "application/json"}).status_code == 400
+    assert call("POST", server, "/api/users", data=b"x", headers={"Content-Type": "text/plain"}).status_code == 415
+    assert call("DELETE", server, "/api/users").status_code == 405
+    assert call("GET", server, "/api/users?limit=1000").status_code == 422
+    assert call("GET", server, "/nope").status_code == 404
 
 
 def test_a_chunked_body_over_64_kib_is_cut_off_with_413(server: Server) -> None:
@@ -57,14 +57,14 @@ def test_a_chunked_body_over_64_kib_is_cut_off_with_413(server: Server) -> None:
             yield b"x" * 1024
         yield b'", "email": "a@example.com"}'
 
-    response = requests.post(server.url + "/api/users", data=chunks(), timeout=10,
+    response = server.http.post(server.url + "/api/users", data=chunks(), timeout=10,
                              headers={"Content-Type": "application/json"})
     assert response.status_code == 413
     assert response.headers["Content-Type"] == "application/problem+json"
 
 
 def test_a_declared_body_over_64_kib_is_refused_before_reading(server: Server) -> None:
-    response = requests.post(server.url + "/api/users", data=b"x" * (70 * 1024), timeout=10,
+    response = server.http.post(server.url + "/api/users", data=b"x" * (70 * 1024), timeout=10,
                              headers={"Content-Type": "application/json"})
     assert response.status_code == 413
 
@@ -73,13 +73,13 @@ def test_many_concurrent_requests_through_both_workers(server: Server) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     def create(i: int) -> int:
-        return requests.post(server.url + "/api/users", timeout=10,
+        return server.http.post(server.url + "/api/users", timeout=10,
                              json={"name": f"u{i}", "email": f"u{i}@example.com"}).status_code
 
     with ThreadPoolExecutor(16) as pool:
         statuses = list(pool.map(create, range(200)))
     assert statuses == [201] * 200
-    page = requests.get(server.url + "/api/users?limit=100", timeout=10).json()
+    page = server.http.get(server.url + "/api/users?limit=100", timeout=10).json()
     assert len(page["data"]) == 100 and page["next"]
 
 
@@ -88,7 +88,7 @@ def test_embedded_database_serve_keeps_data_and_refuses_a_second_server(tmp_path
     env = {"USERMGMT_DATA_DIR": str(tmp_path / "var"), "DATABASE_URL": "", "USERMGMT_DB_WORKERS": "2"}
     first = Server(env, tmp_path / "first.log", workers=1)
     with first:
-        created = requests.post(first.url + "/api/users", timeout=10,
+        created = first.http.post(first.url + "/api/users", timeout=10,
                                 json={"name": "Kept", "email": "kept@example.com"})
         assert created.status_code == 201
         second = subprocess.run(
@@ -100,7 +100,7 @@ def test_embedded_database_serve_keeps_data_and_refuses_a_second_server(tmp_path
         assert first.terminate() == 0
     assert not _postgres_running_on(tmp_path / "var")
     with Server(env, tmp_path / "again.log", workers=1) as again:
-        listed = requests.get(again.url + "/api/users", timeout=10).json()
+        listed = again.http.get(again.url + "/api/users", timeout=10).json()
         assert [u["email"] for u in listed["data"]] == ["kept@example.com"]
         again.process.send_signal(signal.SIGINT)  # type: ignore[union-attr]
         assert again.process.wait(40) == 0  # type: ignore[union-attr]
