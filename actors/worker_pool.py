@@ -13,6 +13,13 @@ When no worker is idle the caller waits, in a bounded queue, up to its
 checkout timeout; then :class:`~actors.errors.NoWorkerAvailable`. With no
 worker registered at all (the database is down and none can start) it
 fails at once instead of waiting for nothing.
+
+Load shedding, as DBConnection's queue (CoDel): when even the shortest
+checkout wait of a whole ``queue_interval`` exceeded ``queue_target``, a
+standing queue has formed — more work arrives than the workers can do —
+and for the next interval a request that finds no idle worker is refused
+at once instead of joining the queue. Overload then costs clients a fast
+503 rather than ever-growing latency and memory.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ class PoolStats:
     waiting: int
     checkouts: int
     timeouts: int
+    shed: int
 
 
 class WorkerPool:
@@ -55,16 +63,26 @@ class WorkerPool:
             overload turns into fast 503s, not a growing backlog).
         on_wait: called with the seconds each successful checkout waited
             (metrics hook); it runs in the caller's thread.
-        on_timeout: called when a checkout gives up (metrics hook).
+        on_timeout: called when a checkout gives up or is shed (metrics hook).
+        queue_target: the checkout wait, in seconds, that a healthy queue
+            stays under at least once per interval.
+        queue_interval: seconds over which the shortest wait is judged.
+        clock: monotonic clock (tests pass a fake one).
     """
 
     DEFAULT_MAX_WAITERS = 128
+    DEFAULT_QUEUE_TARGET = 0.05
+    DEFAULT_QUEUE_INTERVAL = 1.0
 
     def __init__(
         self,
         max_waiters: int = DEFAULT_MAX_WAITERS,
         on_wait: Callable[[float], None] | None = None,
         on_timeout: Callable[[], None] | None = None,
+        *,
+        queue_target: float = DEFAULT_QUEUE_TARGET,
+        queue_interval: float = DEFAULT_QUEUE_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._cond = threading.Condition(threading.Lock())
         # LIFO, as poolboy: the most recently used worker is the warmest.
@@ -78,6 +96,13 @@ class WorkerPool:
         self.max_waiters = max_waiters
         self._on_wait = on_wait
         self._on_timeout = on_timeout
+        self._queue_target = queue_target
+        self._queue_interval = queue_interval
+        self._clock = clock
+        self._interval_end = clock() + queue_interval
+        self._interval_min_wait = float("inf")
+        self._shedding = False
+        self._shed = 0
 
     # -- called by workers (in their own actor thread) -------------------
 
@@ -128,22 +153,31 @@ class WorkerPool:
                 or none became idle in time.
         """
         with self._cond:
-            if self._idle:
+            started = self._clock()
+            self._judge_interval(started)
+            # Newcomers do not overtake those already waiting.
+            if self._idle and not self._waiting:
+                self._interval_min_wait = 0.0
                 return self._take()
             if not self._members:
                 raise NoWorkerAvailable("no database worker is running")
+            if self._shedding:
+                self._shed += 1
+                self._timeouts += 1
+                self._notify_timeout()
+                raise NoWorkerAvailable("overloaded: requests are being shed; try again")
             if self._waiting >= self.max_waiters:
                 self._timeouts += 1
                 self._notify_timeout()
                 raise NoWorkerAvailable("too many requests are waiting for a database worker")
-            started = time.monotonic()
             deadline = started + timeout
             self._waiting += 1
             try:
                 while not self._idle:
-                    remaining = deadline - time.monotonic()
+                    remaining = deadline - self._clock()
                     if remaining <= 0 or not self._members:
                         self._timeouts += 1
+                        self._note_wait(self._clock() - started)
                         self._notify_timeout()
                         raise NoWorkerAvailable(
                             f"no database worker became free within {timeout:g} s"
@@ -152,8 +186,10 @@ class WorkerPool:
             finally:
                 self._waiting -= 1
             ref = self._take()
+            waited = self._clock() - started
+            self._note_wait(waited)
         if self._on_wait is not None:
-            self._on_wait(time.monotonic() - started)
+            self._on_wait(waited)
         return ref
 
     def kill(self, ref: pykka.ActorRef[Any]) -> None:
@@ -173,6 +209,7 @@ class WorkerPool:
                 waiting=self._waiting,
                 checkouts=self._checkouts,
                 timeouts=self._timeouts,
+                shed=self._shed,
             )
 
     def members(self) -> list[pykka.ActorRef[Any]]:
@@ -181,6 +218,23 @@ class WorkerPool:
             return list(self._members.values())
 
     # -- internals (lock held) -------------------------------------------
+
+    def _note_wait(self, waited: float) -> None:
+        self._interval_min_wait = min(self._interval_min_wait, waited)
+
+    def _judge_interval(self, now: float) -> None:
+        """At each interval's end: shed during the next one if no wait was short."""
+        if now < self._interval_end:
+            return
+        observed = self._interval_min_wait != float("inf")
+        self._shedding = observed and self._interval_min_wait > self._queue_target
+        self._interval_min_wait = float("inf")
+        self._interval_end = now + self._queue_interval
+
+    @property
+    def shedding(self) -> bool:
+        """Whether requests that would have to wait are being refused."""
+        return self._shedding
 
     def _take(self) -> pykka.ActorRef[Any]:
         ref = self._idle.pop()

@@ -15,6 +15,7 @@ import orjson
 from app.middleware import RequestMiddleware
 from app.openapi import openapi_document
 from app.problems import install_error_handling
+from app.resources.chaos import ChaosResource, Victims
 from app.resources.health import Liveness, MetricsResource, Readiness, ReadinessCheck
 from app.resources.users import UserItem, UsersCollection
 from app.users_service import UsersService
@@ -40,6 +41,7 @@ def create_app(
     users: UsersService,
     *,
     readiness: list[ReadinessCheck] | None = None,
+    chaos: Victims | None = None,
     before_scrape: Callable[[], None] | None = None,
     retry_after: int = 1,
     metrics_enabled: bool = True,
@@ -50,6 +52,8 @@ def create_app(
     Args:
         users: the users service.
         readiness: the checks behind ``/readyz`` (none: always ready).
+        chaos: when given, mounts the chaos kill switch at
+            ``/admin/chaos/kill`` (only with ``USERMGMT_CHAOS=1``).
         before_scrape: refreshes sampled gauges before ``/metrics`` answers.
         retry_after: seconds in ``Retry-After`` of 503 answers.
         metrics_enabled: record HTTP metrics.
@@ -69,4 +73,6 @@ def create_app(
     app.add_route("/livez", Liveness())
     app.add_route("/readyz", Readiness(readiness or [], retry_after=retry_after))
     app.add_route("/metrics", MetricsResource(before_scrape))
+    if chaos is not None:
+        app.add_route("/admin/chaos/kill", ChaosResource(chaos))
     return app

@@ -1,4 +1,4 @@
-"""The ``usermgmt`` command: serve, migrate.
+"""The ``usermgmt`` command: serve, migrate, chaos.
 
 Nothing this module imports at the top may import prometheus_client: in
 multiprocess mode the metrics directory must be set first (see
@@ -61,6 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=_positive, default=DEFAULT_THREADS,
                        help=f"request threads per worker (default {DEFAULT_THREADS})")
     commands.add_parser("migrate", help="apply pending database migrations and exit")
+    chaos = commands.add_parser(
+        "chaos", help="kill actors at random in a running server (USERMGMT_CHAOS=1)")
+    chaos.add_argument("--target", default="http://127.0.0.1:8000",
+                       help="base URL of the server (default http://127.0.0.1:8000)")
+    chaos.add_argument("--kind", default="any",
+                       choices=["db_worker", "cache", "listener", "supervisor", "any"])
+    chaos.add_argument("--every", type=float, default=1.0, help="seconds between kills")
+    chaos.add_argument("--jitter", type=float, default=0.3,
+                       help="relative jitter of the interval (0.3 = ±30%%)")
+    chaos.add_argument("--duration", type=float, default=10.0, help="seconds to run")
+    chaos.add_argument("--token", help="bearer token sent with each kill")
+    chaos.add_argument("--kill-db-connections", action="store_true",
+                       help="instead: terminate every PostgreSQL backend of the service")
     return parser
 
 
@@ -156,6 +169,29 @@ def migrate(settings: Settings) -> int:
     return 0
 
 
+def chaos(args: argparse.Namespace, settings: Settings) -> int:
+    from app.chaos import kill_db_connections, run_chaos
+
+    if args.kill_db_connections:
+        url = settings.database_url or EmbeddedPostgres(settings.data_dir).url()
+        count = kill_db_connections(url, settings.application_name)
+        print(f"terminated {count} backend(s) of {settings.application_name}")
+        return 0
+
+    def report(kill: dict[str, str]) -> None:
+        print(f"killed {kill['killed']} ({kill['kind']}) in worker {kill['pid']}", flush=True)
+
+    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+    try:
+        result = run_chaos(args.target, kind=args.kind, every=args.every, jitter=args.jitter,
+                           duration=args.duration, headers=headers, on_kill=report)
+    except RuntimeError as exc:
+        print(f"usermgmt: {exc}", file=sys.stderr)
+        return 1
+    print(f"{result.kills} kill(s), {result.refused} refused, {len(result.errors)} error(s)")
+    return 0 if not result.errors else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``usermgmt`` console script."""
     args = build_parser().parse_args(argv)
@@ -170,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(args, settings)
         if args.command == "migrate":
             return migrate(settings)
+        if args.command == "chaos":
+            return chaos(args, settings)
     except EmbeddedPostgresError as exc:
         print(f"usermgmt: {exc}", file=sys.stderr)
         return 1

@@ -64,6 +64,8 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path("var"))
     db_workers: int = 4
     db_checkout_timeout: float = 1.0
+    queue_target: float = 0.05
+    queue_interval: float = 1.0
     db_connect_timeout: float = 5.0
     statement_timeout: float = 5.0
     request_timeout: float = 10.0
@@ -71,6 +73,7 @@ class Settings:
     migrate_on_start: bool = True
     log_level: str = "INFO"
     application_name: str = "usermgmt"
+    chaos_enabled: bool = False
     metrics_enabled: bool = True
     access_log: bool = True
     cache_enabled: bool = True
@@ -93,6 +96,8 @@ class Settings:
             data_dir=Path(env.get("USERMGMT_DATA_DIR") or "var"),
             db_workers=_int(env, "USERMGMT_DB_WORKERS", 4, minimum=1),
             db_checkout_timeout=_float(env, "USERMGMT_DB_CHECKOUT_TIMEOUT", 1.0, minimum=0.001),
+            queue_target=_float(env, "USERMGMT_QUEUE_TARGET", 0.05, minimum=0.001),
+            queue_interval=_float(env, "USERMGMT_QUEUE_INTERVAL", 1.0, minimum=0.01),
             db_connect_timeout=_float(env, "USERMGMT_DB_CONNECT_TIMEOUT", 5.0, minimum=0.1),
             statement_timeout=_float(env, "USERMGMT_STATEMENT_TIMEOUT", 5.0, minimum=0.01),
             request_timeout=_float(env, "USERMGMT_REQUEST_TIMEOUT", 10.0, minimum=0.1),
@@ -100,6 +105,7 @@ class Settings:
             migrate_on_start=_bool(env, "USERMGMT_MIGRATE_ON_START", True),
             log_level=log_level,
             application_name=env.get("USERMGMT_APPLICATION_NAME") or "usermgmt",
+            chaos_enabled=_bool(env, "USERMGMT_CHAOS", False),
             metrics_enabled=_bool(env, "USERMGMT_METRICS_ENABLED", True),
             access_log=_bool(env, "USERMGMT_ACCESS_LOG", True),
             cache_enabled=_bool(env, "USERMGMT_CACHE_ENABLED", True),

@@ -77,10 +77,11 @@ class Runtime:
         self.draining = threading.Event()
         self._sampler: MetricsSampler | None = None
         self.connections: ConnectionPool | None = None
-        self.workers = (
-            WorkerPool(on_wait=metrics.DB_CHECKOUT_WAIT.observe,
-                       on_timeout=metrics.DB_CHECKOUT_TIMEOUTS.inc)
-            if instrumented else WorkerPool()
+        self.workers = WorkerPool(
+            on_wait=metrics.DB_CHECKOUT_WAIT.observe if instrumented else None,
+            on_timeout=metrics.DB_CHECKOUT_TIMEOUTS.inc if instrumented else None,
+            queue_target=settings.queue_target,
+            queue_interval=settings.queue_interval,
         )
         self.root: pykka.ActorRef[Any] | None = None
         self.cache: CacheHandle[UserView] | None = (
@@ -191,6 +192,31 @@ class Runtime:
         """Refresh this process's sampled gauges (right before a scrape)."""
         if self._sampler is not None:
             self._sampler.sample_now()
+
+    def chaos_victims(self, kind: str) -> list[tuple[str, pykka.ActorRef[Any]]]:
+        """Running actors of ``kind`` (db_worker, cache, listener, supervisor, any)."""
+        root = self.root
+        if root is None:
+            return []
+        try:
+            top = {c: r for c, r, _ in root.proxy().which_children().get(timeout=1.0)}
+            db = top.get("db")
+            workers = [] if db is None else [
+                (c, r) for c, r, _ in db.proxy().which_children().get(timeout=1.0)
+            ]
+        except (pykka.ActorDeadError, pykka.Timeout):
+            return []
+        by_kind: dict[str, list[tuple[str, pykka.ActorRef[Any] | None]]] = {
+            "db_worker": list(workers),
+            "cache": [("cache", top.get("cache"))],
+            "listener": [("listener", top.get("listener"))],
+            "supervisor": [("db", db)],
+        }
+        chosen = (
+            [v for group in by_kind.values() for v in group] if kind == "any"
+            else by_kind.get(kind, [])
+        )
+        return [(c, r) for c, r in chosen if r is not None and r.is_alive()]
 
     def readiness_checks(self) -> list[ReadinessCheck]:
         """What ``/readyz`` verifies: database, supervision tree, not draining."""

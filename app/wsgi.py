@@ -76,6 +76,7 @@ def get_app() -> falcon.App[falcon.Request, falcon.Response]:
     return create_app(
         _runtime.users,
         readiness=_runtime.readiness_checks(),
+        chaos=_runtime.chaos_victims if settings.chaos_enabled else None,
         before_scrape=_runtime.sample_now,
         retry_after=settings.retry_after,
         metrics_enabled=settings.metrics_enabled,

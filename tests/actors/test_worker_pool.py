@@ -126,3 +126,51 @@ def test_wait_hook_sees_how_long_a_checkout_waited(refs: list[pykka.ActorRef[Any
     timer.start()
     pool.checkout(2.0)
     assert waits and waits[0] >= 0.04
+
+
+def test_a_standing_queue_for_a_whole_interval_makes_the_pool_shed_new_waiters(
+    refs: list[pykka.ActorRef[Any]],
+) -> None:
+    pool = WorkerPool(queue_target=0.02, queue_interval=0.1)
+    pool.register(refs[0])
+    busy = pool.checkout(0.1)
+    time.sleep(0.1)  # a new interval starts with the next checkout
+    with pytest.raises(NoWorkerAvailable, match="within"):
+        pool.checkout(0.12)  # waits longer than the target: the only wait of its interval
+    started = time.monotonic()
+    with pytest.raises(NoWorkerAvailable, match="shed"):
+        pool.checkout(5.0)
+    assert time.monotonic() - started < 0.05
+    assert pool.shedding and pool.stats().shed == 1
+    # An idle worker is still handed out while shedding.
+    pool.checkin(busy)
+    assert pool.checkout(0.1) is refs[0]
+
+
+def test_an_interval_with_a_short_wait_stops_the_shedding(refs: list[pykka.ActorRef[Any]]) -> None:
+    pool = WorkerPool(queue_target=0.02, queue_interval=0.1)
+    pool.register(refs[0])
+    busy = pool.checkout(0.1)
+    time.sleep(0.1)
+    with pytest.raises(NoWorkerAvailable):
+        pool.checkout(0.12)
+    with pytest.raises(NoWorkerAvailable, match="shed"):
+        pool.checkout(1.0)
+    pool.checkin(busy)
+    pool.checkin(pool.checkout(0.1))  # an immediate checkout: a zero wait this interval
+    time.sleep(0.11)
+    pool.checkin(pool.checkout(0.1))
+    assert not pool.shedding
+
+
+def test_newcomers_do_not_overtake_waiting_requests(refs: list[pykka.ActorRef[Any]]) -> None:
+    pool = WorkerPool()
+    pool.register(refs[0])
+    busy = pool.checkout(0.1)
+    order: list[str] = []
+    first = threading.Thread(target=lambda: (pool.checkout(2.0), order.append("first")))
+    first.start()
+    time.sleep(0.05)
+    pool.checkin(busy)
+    first.join(2.0)
+    assert order == ["first"]

@@ -81,6 +81,22 @@ class Server:
             time.sleep(0.1)
         raise AssertionError(f"server not ready within {timeout} s:\n{self.log()}")
 
+    def new_session(self) -> requests.Session:
+        """Another session with the same headers as :attr:`http` (one per client thread)."""
+        session = requests.Session()
+        session.headers.update(self.http.headers)
+        return session
+
+    def worker_pids(self) -> set[int]:
+        """Pids of the gunicorn worker processes (children of the master)."""
+        import psutil
+
+        assert self.process is not None
+        try:
+            return {child.pid for child in psutil.Process(self.process.pid).children()}
+        except psutil.NoSuchProcess:
+            return set()
+
     def log(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-6000:]
