@@ -6,6 +6,12 @@ worker, another host, psql); ``*`` after a TRUNCATE. The listener holds its
 own ``LISTEN`` connection (not from the pool: it must never be borrowed)
 and evicts each changed id from the cache.
 
+The same channel carries session changes for the optional token cache:
+``t:<key>`` when a session is deleted (revoked, or its user deleted) or
+its user's role changed, ``t:*`` after a TRUNCATE of ``sessions``. ``*``
+flushes both caches. Both caches share one coherence flag: a listener
+that is down may miss a revocation as easily as a user change.
+
 Coherence rules:
 
 * Notifications may have been missed while the listener had no connection,
@@ -89,6 +95,8 @@ class ChangeListener(pykka.ThreadingActor):
         conninfo: database URL or conninfo.
         cache: the process's cache handle.
         coherence: the flag request threads consult before a cache hit.
+        token_cache: the process's token cache handle, if any; keys are
+            the ``t:<key>`` payloads.
         connect_kwargs: extra connection options (application_name, ...).
         max_reconnect_delay: backoff ceiling while the database is down.
     """
@@ -102,10 +110,13 @@ class ChangeListener(pykka.ThreadingActor):
         coherence: Coherence,
         connect_kwargs: dict[str, Any] | None = None,
         max_reconnect_delay: float = 1.0,
+        *,
+        token_cache: CacheHandle[Any] | None = None,
     ) -> None:
         super().__init__()
         self._conninfo = conninfo
         self._cache = cache
+        self._token_cache = token_cache
         self._coherence = coherence
         self._connect_kwargs = dict(connect_kwargs or {})
         self._max_reconnect_delay = max_reconnect_delay
@@ -160,6 +171,8 @@ class ChangeListener(pykka.ThreadingActor):
         # LISTEN is in place: anything changed from now on will be heard, so
         # emptying the cache now leaves nothing stale in it.
         self._cache.flush()
+        if self._token_cache is not None:
+            self._token_cache.flush()
         self._coherence.mark_coherent()
         self._reader = threading.Thread(
             target=self._read, args=(conn,), name="change-listener-reader", daemon=True
@@ -203,8 +216,12 @@ class ChangeListener(pykka.ThreadingActor):
                 self._tell(_Lost(exc))
 
     def _apply(self, payload: str) -> None:
-        if payload == "*":
+        if payload.startswith("t:"):
+            self._apply_token(payload[2:])
+        elif payload == "*":
             self._cache.flush()
+            if self._token_cache is not None:
+                self._token_cache.flush()
         else:
             user_id, _, version = payload.partition(":")
             try:
@@ -214,3 +231,16 @@ class ChangeListener(pykka.ThreadingActor):
                                extra={"event": "listener_bad_payload"})
         # Counted once the eviction is on its way (tests wait on it).
         self.notifications += 1
+
+    def _apply_token(self, key: str) -> None:
+        tokens = self._token_cache
+        if tokens is None:
+            return
+        if key == "*":
+            tokens.flush()
+            return
+        try:
+            tokens.evict(int(key))
+        except ValueError:
+            logger.warning("ignoring malformed notification %r", "t:" + key,
+                           extra={"event": "listener_bad_payload"})

@@ -31,6 +31,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, ClassVar, LiteralString
 
 import psycopg
@@ -45,13 +46,21 @@ from actors.errors import (
     NotFound,
     PreconditionFailed,
     WorkerCrashed,
+    WrongPassword,
 )
 from actors.messages import (
+    CreateSession,
     CreateUser,
+    Credentials,
+    DeleteSession,
     DeleteUser,
+    GetCredentials,
+    GetSession,
     GetUser,
     ListUsers,
     Ping,
+    RecordLoginFailure,
+    SessionRow,
     UpdateUser,
     User,
     UserPage,
@@ -62,7 +71,7 @@ __all__ = ["ConnectionLost", "DbWorker"]
 
 logger = logging.getLogger(__name__)
 
-_COLUMNS: LiteralString = "id, name, email, version, inserted_at, updated_at"
+_COLUMNS: LiteralString = "id, name, email, role, version, inserted_at, updated_at"
 _SELECT_ONE: LiteralString = f"SELECT {_COLUMNS} FROM users WHERE id = %s"
 _SELECT_PAGE: LiteralString = (
     f"SELECT {_COLUMNS} FROM users WHERE id > %s ORDER BY id LIMIT %s"
@@ -71,20 +80,80 @@ _SELECT_PAGE_BY_EMAIL: LiteralString = (
     f"SELECT {_COLUMNS} FROM users WHERE lower(email) = lower(%s) AND id > %s"
     " ORDER BY id LIMIT %s"
 )
-_INSERT: LiteralString = f"INSERT INTO users (name, email) VALUES (%s, %s) RETURNING {_COLUMNS}"
-_UPDATE: LiteralString = (
-    "UPDATE users SET name = COALESCE(%s::text, name), email = COALESCE(%s::text, email)"
-    f" WHERE id = %s RETURNING {_COLUMNS}"
+_INSERT: LiteralString = (
+    "INSERT INTO users (name, email, role, password_hash) VALUES (%s, %s, %s, %s)"
+    f" RETURNING {_COLUMNS}"
 )
-_UPDATE_IF_VERSION: LiteralString = (
-    "UPDATE users SET name = COALESCE(%s::text, name), email = COALESCE(%s::text, email)"
-    f" WHERE id = %s AND version = ANY(%s) RETURNING {_COLUMNS}"
+# COALESCE: a None parameter leaves the column as it is.
+_SET: LiteralString = (
+    "UPDATE users SET name = COALESCE(%s::text, name), email = COALESCE(%s::text, email),"
+    " role = COALESCE(%s::text, role), password_hash = COALESCE(%s::text, password_hash)"
+    " WHERE id = %s"
 )
+_IF_VERSION: LiteralString = " AND version = ANY(%s)"
+_IF_HASH: LiteralString = " AND password_hash = %s"
+_RETURNING: LiteralString = f" RETURNING {_COLUMNS}"
+# Indexed by (has If-Match, has expected password hash): four fixed
+# statements, so each is prepared once per connection.
+_UPDATES: dict[tuple[bool, bool], LiteralString] = {
+    (False, False): _SET + _RETURNING,
+    (True, False): _SET + _IF_VERSION + _RETURNING,
+    (False, True): _SET + _IF_HASH + _RETURNING,
+    (True, True): _SET + _IF_VERSION + _IF_HASH + _RETURNING,
+}
 _DELETE: LiteralString = "DELETE FROM users WHERE id = %s RETURNING version"
 _DELETE_IF_VERSION: LiteralString = (
     "DELETE FROM users WHERE id = %s AND version = ANY(%s) RETURNING version"
 )
 _EXISTS: LiteralString = "SELECT version FROM users WHERE id = %s"
+
+# -- authentication --
+# Always one row, so an unknown email costs what a known one does; the
+# account subject is lower-cased by PostgreSQL, as the unique index is.
+_CREDENTIALS_BY_EMAIL: LiteralString = (
+    "SELECT 'e:' || lower(%s::text), u.id, u.role, u.password_hash"
+    " FROM (VALUES (1)) AS one LEFT JOIN users u ON lower(u.email) = lower(%s::text)"
+)
+_CREDENTIALS_BY_ID: LiteralString = (
+    "SELECT 'e:' || lower(email), id, role, password_hash FROM users WHERE id = %s"
+)
+# Seconds until every subject is below the limit again, or NULL if none
+# has reached it: for a subject with n >= limit failures in the window,
+# its (n - limit + 1)-th oldest failure must leave the window first.
+_RETRY_AFTER: LiteralString = (
+    "SELECT max(ceil(extract(epoch FROM failed_at + make_interval(secs => %(window)s) - now())))"
+    " FROM (SELECT failed_at, count(*) OVER w AS n, row_number() OVER (w ORDER BY failed_at) AS k"
+    "       FROM login_failures"
+    "       WHERE subject = ANY(%(subjects)s)"
+    "         AND failed_at > now() - make_interval(secs => %(window)s)"
+    "       WINDOW w AS (PARTITION BY subject)) AS recent"
+    " WHERE n >= %(limit)s AND k = n - %(limit)s + 1"
+)
+_RECORD_FAILURE: LiteralString = (
+    "INSERT INTO login_failures (subject) SELECT unnest(%s::text[])"
+)
+_PRUNE_FAILURES: LiteralString = (
+    "DELETE FROM login_failures WHERE failed_at <= now() - make_interval(secs => %s)"
+)
+_INSERT_SESSION: LiteralString = (
+    "INSERT INTO sessions (token_hash, user_id, expires_at)"
+    " VALUES (%s, %s, now() + make_interval(secs => %s)) RETURNING expires_at"
+)
+_PRUNE_SESSIONS: LiteralString = (
+    "DELETE FROM sessions WHERE user_id = %s AND expires_at <= now()"
+)
+_REHASH: LiteralString = (
+    "UPDATE users SET password_hash = %s WHERE id = %s AND password_hash = %s"
+)
+_SELECT_SESSION: LiteralString = (
+    "SELECT s.user_id, u.role, extract(epoch FROM s.expires_at)::float8"
+    " FROM sessions s JOIN users u ON u.id = s.user_id"
+    " WHERE s.token_hash = %s AND s.expires_at > now()"
+)
+_DELETE_SESSION: LiteralString = "DELETE FROM sessions WHERE token_hash = %s RETURNING user_id"
+_DELETE_OTHER_SESSIONS: LiteralString = (
+    "DELETE FROM sessions WHERE user_id = %s AND token_hash IS DISTINCT FROM %s"
+)
 
 
 class ConnectionLost(Exception):
@@ -289,22 +358,40 @@ class DbWorker(pykka.ThreadingActor):
         return UserPage([User(*row) for row in rows[: msg.limit]], has_more)
 
     def _create(self, msg: CreateUser) -> User:
-        row = self._db.execute(_INSERT, (msg.name, msg.email)).fetchone()
+        row = self._db.execute(
+            _INSERT, (msg.name, msg.email, msg.role, msg.password_hash)
+        ).fetchone()
         assert row is not None
         return User(*row)
 
     def _update(self, msg: UpdateUser) -> User:
         conn = self._db
-        if not msg.if_match:
-            row = conn.execute(_UPDATE, (msg.name, msg.email, msg.user_id)).fetchone()
+        # If-Match: * (an empty tuple) only requires the row to exist,
+        # which the WHERE id = ... already does.
+        if_version = bool(msg.if_match)
+        if_hash = msg.expected_password_hash is not None
+        params: list[Any] = [msg.name, msg.email, msg.role, msg.password_hash, msg.user_id]
+        if if_version:
+            assert msg.if_match is not None
+            params.append(list(msg.if_match))
+        if if_hash:
+            params.append(msg.expected_password_hash)
+        statement = _UPDATES[if_version, if_hash]
+        if msg.password_hash is None:
+            row = conn.execute(statement, params).fetchone()
         else:
-            row = conn.execute(
-                _UPDATE_IF_VERSION, (msg.name, msg.email, msg.user_id, list(msg.if_match))
-            ).fetchone()
+            # A new password ends every other session of the user, in the
+            # same transaction: no moment where both the old password's
+            # sessions and the new password are valid.
+            with conn.transaction():
+                row = conn.execute(statement, params).fetchone()
+                if row is not None:
+                    conn.execute(_DELETE_OTHER_SESSIONS, (msg.user_id, msg.keep_session))
         if row is not None:
             return User(*row)
         self._explain_miss(msg.user_id, msg.if_match)
-        raise AssertionError("unreachable")  # pragma: no cover
+        # The row exists and its version matched: the password changed.
+        raise WrongPassword("the current password is not correct")
 
     def _delete(self, msg: DeleteUser) -> int:
         conn = self._db
@@ -315,22 +402,72 @@ class DbWorker(pykka.ThreadingActor):
         if row is not None:
             return int(row[0])
         self._explain_miss(msg.user_id, msg.if_match)
-        raise AssertionError("unreachable")  # pragma: no cover
+        raise AssertionError("unreachable")  # pragma: no cover - the row changed meanwhile
 
     def _explain_miss(self, user_id: int, if_match: tuple[int, ...] | None) -> None:
-        """Raise why a write touched no row."""
-        if if_match is None:
-            raise NotFound(f"user {user_id} does not exist")
+        """Raise why a write touched no row; return if the row exists and matches."""
         row = self._db.execute(_EXISTS, (user_id,)).fetchone()
         if row is None:
+            if if_match is None:
+                raise NotFound(f"user {user_id} does not exist")
             # RFC 9110 13.1.1: If-Match on a missing resource fails.
             raise PreconditionFailed(f"user {user_id} does not exist")
-        raise PreconditionFailed(f"user {user_id} has changed (it is at version {row[0]})")
+        if if_match and row[0] not in if_match:
+            raise PreconditionFailed(f"user {user_id} has changed (it is at version {row[0]})")
 
     def _ping(self, _msg: Ping) -> int:
         row = self._db.execute("SELECT pg_backend_pid()").fetchone()
         assert row is not None
         return int(row[0])
+
+    # -- authentication (no password is ever checked or hashed here: that
+    # burns CPU for ~0.2 s, and a worker must not hold its connection
+    # meanwhile; the request thread does it between two messages) --------
+
+    def _credentials(self, msg: GetCredentials) -> Credentials:
+        conn = self._db
+        if msg.user_id is not None:
+            row = conn.execute(_CREDENTIALS_BY_ID, (msg.user_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"user {msg.user_id} does not exist")
+        else:
+            row = conn.execute(_CREDENTIALS_BY_EMAIL, (msg.email, msg.email)).fetchone()
+            assert row is not None
+        subjects = (str(row[0]), "a:" + msg.address)
+        wait = conn.execute(
+            _RETRY_AFTER, {"subjects": list(subjects), "window": msg.window, "limit": msg.limit}
+        ).fetchone()
+        retry_after = None if wait is None or wait[0] is None else max(1, int(wait[0]))
+        return Credentials(subjects, row[1], row[2], row[3], retry_after)
+
+    def _record_failure(self, msg: RecordLoginFailure) -> None:
+        conn = self._db
+        conn.execute(_RECORD_FAILURE, (list(msg.subjects),))
+        conn.execute(_PRUNE_FAILURES, (msg.window,))
+
+    def _create_session(self, msg: CreateSession) -> datetime:
+        conn = self._db
+        try:
+            with conn.transaction():
+                conn.execute(_PRUNE_SESSIONS, (msg.user_id,))
+                row = conn.execute(
+                    _INSERT_SESSION, (msg.token_hash, msg.user_id, msg.ttl)
+                ).fetchone()
+                if msg.rehash is not None:
+                    old, new = msg.rehash
+                    conn.execute(_REHASH, (new, msg.user_id, old))
+        except pg_errors.ForeignKeyViolation:
+            raise NotFound(f"user {msg.user_id} does not exist") from None
+        assert row is not None
+        expires_at: datetime = row[0]
+        return expires_at
+
+    def _get_session(self, msg: GetSession) -> SessionRow | None:
+        row = self._db.execute(_SELECT_SESSION, (msg.token_hash,)).fetchone()
+        return None if row is None else SessionRow(int(row[0]), str(row[1]), float(row[2]))
+
+    def _delete_session(self, msg: DeleteSession) -> bool:
+        return self._db.execute(_DELETE_SESSION, (msg.token_hash,)).fetchone() is not None
 
 
 DbWorker._handlers = {
@@ -340,4 +477,9 @@ DbWorker._handlers = {
     UpdateUser: ("update", DbWorker._update),
     DeleteUser: ("delete", DbWorker._delete),
     Ping: ("ping", DbWorker._ping),
+    GetCredentials: ("get_credentials", DbWorker._credentials),
+    RecordLoginFailure: ("record_login_failure", DbWorker._record_failure),
+    CreateSession: ("create_session", DbWorker._create_session),
+    GetSession: ("get_session", DbWorker._get_session),
+    DeleteSession: ("delete_session", DbWorker._delete_session),
 }

@@ -7,6 +7,9 @@ The HTTP edge maps each to one status in one place::
      ├── DuplicateEmail         409  email taken (case-insensitively)
      ├── PreconditionFailed     412  If-Match did not match the row version
      ├── InvalidData            422  the database refused a value (backstop to validation)
+     ├── InvalidCredentials     401  login: unknown email, wrong password or no password
+     ├── WrongPassword          422  current_password is not the user's password (any more)
+     ├── RateLimited            429  too many failed password checks (Retry-After)
      └── Unavailable            503  try again later (Retry-After)
           ├── NoWorkerAvailable      no idle DbWorker within the checkout wait, or shed
           ├── DatabaseUnavailable    connection lost, server down or query cancelled
@@ -18,13 +21,16 @@ from __future__ import annotations
 __all__ = [
     "DatabaseUnavailable",
     "DuplicateEmail",
+    "InvalidCredentials",
     "InvalidData",
     "NoWorkerAvailable",
     "NotFound",
     "PreconditionFailed",
+    "RateLimited",
     "Unavailable",
     "UsermgmtError",
     "WorkerCrashed",
+    "WrongPassword",
 ]
 
 
@@ -46,6 +52,22 @@ class PreconditionFailed(UsermgmtError):
 
 class InvalidData(UsermgmtError):
     """The database rejected a value that validation let through."""
+
+
+class InvalidCredentials(UsermgmtError):
+    """A login failed; deliberately silent about which part was wrong."""
+
+
+class WrongPassword(UsermgmtError):
+    """The current password given is not (or no longer) the user's password."""
+
+
+class RateLimited(UsermgmtError):
+    """Too many failed password checks; ``retry_after`` seconds until the next."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Unavailable(UsermgmtError):

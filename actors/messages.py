@@ -9,23 +9,32 @@ version must be one of the given versions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 __all__ = [
     "ANY_VERSION",
+    "ROLES",
+    "CreateSession",
     "CreateUser",
+    "Credentials",
+    "DeleteSession",
     "DeleteUser",
+    "GetCredentials",
+    "GetSession",
     "GetUser",
     "ListUsers",
     "Ping",
+    "RecordLoginFailure",
+    "SessionRow",
     "UpdateUser",
     "User",
     "UserPage",
 ]
 
 ANY_VERSION: tuple[int, ...] = ()
+ROLES = ("admin", "member")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,16 +44,18 @@ class User:
     id: int
     name: str
     email: str
+    role: str
     version: int
     inserted_at: datetime
     updated_at: datetime
 
     def to_json(self) -> dict[str, Any]:
-        """The user as the API shows it."""
+        """The user as the API shows it (never with a password or its hash)."""
         return {
             "id": self.id,
             "name": self.name,
             "email": self.email,
+            "role": self.role,
             "version": self.version,
             "inserted_at": self.inserted_at,
             "updated_at": self.updated_at,
@@ -73,18 +84,33 @@ class ListUsers:
 
 @dataclass(frozen=True, slots=True)
 class CreateUser:
+    """Insert a user; ``password_hash`` None: the user cannot log in yet."""
+
     name: str
     email: str
+    role: str = "member"
+    password_hash: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class UpdateUser:
-    """Set the given fields (``None`` = leave as is)."""
+    """Set the given fields (``None`` = leave as is), in one transaction.
+
+    With ``password_hash``, every session of the user except
+    ``keep_session`` (a token hash) is deleted in the same transaction.
+    With ``expected_password_hash``, the update applies only while the
+    stored hash is still that one (the caller verified the current
+    password against it); otherwise :class:`~actors.errors.WrongPassword`.
+    """
 
     user_id: int
     name: str | None
     email: str | None
     if_match: tuple[int, ...] | None = None
+    role: str | None = None
+    password_hash: str | None = field(default=None, repr=False)
+    expected_password_hash: str | None = field(default=None, repr=False)
+    keep_session: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,3 +122,86 @@ class DeleteUser:
 @dataclass(frozen=True, slots=True)
 class Ping:
     """Round trip to the database: answers the connection's backend pid."""
+
+
+# -- authentication -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GetCredentials:
+    """A user's credentials and the failed-login counts that limit checking them.
+
+    Looked up by ``email`` (login; compared case-insensitively) or by
+    ``user_id`` (checking a current password). Failures are counted for
+    two subjects: the account (``e:`` + lower-cased email, whether or not
+    such a user exists) and the client ``address``.
+    """
+
+    email: str | None
+    user_id: int | None
+    address: str
+    limit: int
+    window: float = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """The answer to :class:`GetCredentials`.
+
+    ``user_id``, ``role`` and ``password_hash`` are None for an unknown
+    email (and ``password_hash`` for a user who has none). ``retry_after``
+    is set, in whole seconds, when a subject reached the limit: the
+    password must then not be checked at all.
+    """
+
+    subjects: tuple[str, ...]
+    user_id: int | None
+    role: str | None
+    password_hash: str | None = field(repr=False)
+    retry_after: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordLoginFailure:
+    """Count one failed password check against each subject; prune old ones."""
+
+    subjects: tuple[str, ...]
+    window: float
+
+
+@dataclass(frozen=True, slots=True)
+class CreateSession:
+    """Store a session (only its token's SHA-256); answers its expiry.
+
+    ``rehash`` is ``(old hash, new hash)`` when the password's hash should
+    be upgraded to the current parameters; it is applied only if the
+    stored hash is still the old one.
+    """
+
+    user_id: int
+    token_hash: bytes = field(repr=False)
+    ttl: float
+    rehash: tuple[str, str] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class GetSession:
+    """The unexpired session of a token hash, or None."""
+
+    token_hash: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """A live session: its user, the user's role, its expiry (Unix time)."""
+
+    user_id: int
+    role: str
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteSession:
+    """Revoke a session; answers whether it existed."""
+
+    token_hash: bytes = field(repr=False)

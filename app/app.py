@@ -12,12 +12,15 @@ from collections.abc import Callable
 import falcon
 import orjson
 
+from app.auth import AuthMiddleware, ListenerSplit
 from app.middleware import RequestMiddleware
 from app.openapi import openapi_document
 from app.problems import install_error_handling
 from app.resources.chaos import ChaosResource, Victims
 from app.resources.health import Liveness, MetricsResource, Readiness, ReadinessCheck
+from app.resources.sessions import CurrentSession, SessionsCollection
 from app.resources.users import UserItem, UsersCollection
+from app.sessions_service import SessionsService
 from app.users_service import UsersService
 
 __all__ = ["create_app"]
@@ -25,6 +28,8 @@ __all__ = ["create_app"]
 
 class OpenApiResource:
     """Serves the OpenAPI document, encoded once."""
+
+    anonymous_methods = frozenset({"GET"})
 
     def __init__(self) -> None:
         self._body = orjson.dumps(openapi_document())
@@ -39,6 +44,7 @@ App = falcon.App[falcon.Request, falcon.Response]
 
 def create_app(
     users: UsersService,
+    sessions: SessionsService,
     *,
     readiness: list[ReadinessCheck] | None = None,
     chaos: Victims | None = None,
@@ -46,11 +52,17 @@ def create_app(
     retry_after: int = 1,
     metrics_enabled: bool = True,
     access_log: bool = True,
+    metrics_port: str | None = None,
+    without_authentication: bool = False,
 ) -> App:
     """Build the WSGI application around a users service.
 
+    Every route but the anonymous ones (see :mod:`app.auth`) requires a
+    bearer token.
+
     Args:
         users: the users service.
+        sessions: logins and token checks.
         readiness: the checks behind ``/readyz`` (none: always ready).
         chaos: when given, mounts the chaos kill switch at
             ``/admin/chaos/kill`` (only with ``USERMGMT_CHAOS=1``).
@@ -58,17 +70,28 @@ def create_app(
         retry_after: seconds in ``Retry-After`` of 503 answers.
         metrics_enabled: record HTTP metrics.
         access_log: write one JSON line per request to stderr.
+        metrics_port: with a separate metrics listener, its port: only it
+            serves ``/metrics``, and it serves nothing else.
+        without_authentication: leave the authentication middleware out.
+            For perf/bench_auth.py's side-by-side measurement only: no
+            setting reaches it, and guarded resources then fail (500) for
+            want of a principal unless the caller supplies one.
     """
-    app = falcon.App(
-        cors_enable=False,
-        middleware=[RequestMiddleware(metrics_enabled=metrics_enabled, access_log=access_log)],
-    )
+    middleware: list[RequestMiddleware | ListenerSplit | AuthMiddleware] = [
+        RequestMiddleware(metrics_enabled=metrics_enabled, access_log=access_log)]
+    if metrics_port is not None:
+        middleware.append(ListenerSplit(metrics_port))
+    if not without_authentication:
+        middleware.append(AuthMiddleware(sessions))
+    app = falcon.App(cors_enable=False, middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     # Query strings are parsed strictly: "a=1&a=2" stays a list, so it can be refused.
     app.req_options.auto_parse_qs_csv = False
     install_error_handling(app, retry_after=retry_after)
     app.add_route("/api/users", UsersCollection(users))
-    app.add_route("/api/users/{user_id:int(min=1)}", UserItem(users))
+    app.add_route("/api/users/{user_id:int(min=1)}", UserItem(users, sessions))
+    app.add_route("/api/sessions", SessionsCollection(sessions))
+    app.add_route("/api/sessions/current", CurrentSession(sessions))
     app.add_route("/openapi.json", OpenApiResource())
     app.add_route("/livez", Liveness())
     app.add_route("/readyz", Readiness(readiness or [], retry_after=retry_after))

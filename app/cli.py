@@ -1,4 +1,4 @@
-"""The ``usermgmt`` command: serve, migrate, chaos.
+"""The ``usermgmt`` command: serve, migrate, create-admin, chaos.
 
 Nothing this module imports at the top may import prometheus_client: in
 multiprocess mode the metrics directory must be set first (see
@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=_positive, default=DEFAULT_THREADS,
                        help=f"request threads per worker (default {DEFAULT_THREADS})")
     commands.add_parser("migrate", help="apply pending database migrations and exit")
+    admin = commands.add_parser(
+        "create-admin", help="create an admin (password from a prompt, or stdin if not a TTY)")
+    admin.add_argument("--email", required=True, help="the admin's email (its login)")
+    admin.add_argument("--name", required=True, help="the admin's name")
     chaos = commands.add_parser(
         "chaos", help="kill actors at random in a running server (USERMGMT_CHAOS=1)")
     chaos.add_argument("--target", default="http://127.0.0.1:8000",
@@ -127,6 +131,12 @@ def prepare_metrics_dir(data_dir: Path) -> Path:
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.metrics_bind is not None and (
+            settings.metrics_bind.rpartition(":")[2] == args.bind.rpartition(":")[2]):
+        # The app tells the listeners apart by port alone.
+        print("usermgmt: configuration error: USERMGMT_METRICS_BIND must use another port "
+              f"than --bind ({args.bind})", file=sys.stderr)
+        return 2
     prepare_metrics_dir(settings.data_dir)
     from app import gunicorn_conf
 
@@ -136,8 +146,12 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         # Workers inherit the environment: same database, no second migration run.
         os.environ["DATABASE_URL"] = url
         os.environ["USERMGMT_MIGRATE_ON_START"] = "0"
+        binds = [args.bind]
+        if settings.metrics_bind is not None:
+            # /metrics answers only on this second listener (see app.auth).
+            binds.append(settings.metrics_bind)
         options: dict[str, Any] = {
-            "bind": [args.bind],
+            "bind": binds,
             "workers": args.workers,
             "threads": args.threads,
             "worker_class": gunicorn_conf.worker_class,
@@ -146,6 +160,9 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             "preload_app": False,
             "proc_name": "usermgmt",
             "loglevel": settings.log_level.lower(),
+            "limit_request_line": gunicorn_conf.limit_request_line,
+            "limit_request_fields": gunicorn_conf.limit_request_fields,
+            "limit_request_field_size": gunicorn_conf.limit_request_field_size,
             **gunicorn_conf.hooks(),
         }
         _Gunicorn(options).run()
@@ -166,6 +183,37 @@ def migrate(settings: Settings) -> int:
         if embedded is not None:
             embedded.stop()
     print(f"applied {len(applied)} migration(s)" + (f": {applied}" if applied else ""))
+    return 0
+
+
+def create_admin(args: argparse.Namespace, settings: Settings) -> int:
+    import psycopg
+
+    from app.bootstrap import AdminExists, create_admin, explain, read_password
+    from app.validation import ValidationFailed
+
+    try:
+        password = read_password()
+    except (ValueError, EOFError) as exc:
+        print(f"usermgmt: {exc}", file=sys.stderr)
+        return 2
+    url, embedded = _database(settings)
+    try:
+        apply_migrations(url, connect_timeout=settings.db_connect_timeout)
+        user_id = create_admin(url, args.email, args.name, password)
+    except ValidationFailed as exc:
+        print(f"usermgmt: not created:\n{explain(exc)}", file=sys.stderr)
+        return 2
+    except AdminExists as exc:
+        print(f"usermgmt: not created: {exc}", file=sys.stderr)
+        return 1
+    except psycopg.Error as exc:
+        print(f"usermgmt: not created: database error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    print(f"created admin {args.email} (id {user_id})")
     return 0
 
 
@@ -206,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(args, settings)
         if args.command == "migrate":
             return migrate(settings)
+        if args.command == "create-admin":
+            return create_admin(args, settings)
         if args.command == "chaos":
             return chaos(args, settings)
     except EmbeddedPostgresError as exc:

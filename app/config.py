@@ -56,6 +56,31 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
 
 
+def _rate(env: Mapping[str, str], name: str, default: tuple[int, float]) -> tuple[int, float]:
+    """``N`` (per minute) or ``N/SECONDS``: N >= 1 events per window."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    count, _, window = raw.partition("/")
+    try:
+        value = (int(count), float(window) if window else 60.0)
+    except ValueError:
+        raise ConfigError(f"{name} must be N or N/SECONDS, got {raw!r}") from None
+    if value[0] < 1 or not value[1] > 0:
+        raise ConfigError(f"{name} must be N or N/SECONDS with N >= 1, got {raw!r}")
+    return value
+
+
+def _host_port(env: Mapping[str, str], name: str) -> str | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{name} must be HOST:PORT, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """The service's settings; see the configuration table in README.md."""
@@ -79,6 +104,10 @@ class Settings:
     cache_enabled: bool = True
     cache_ttl: float = 60.0
     cache_max_entries: int = 100_000
+    session_ttl: float = 86_400.0
+    login_rate_limit: int = 5
+    login_rate_window: float = 60.0
+    metrics_bind: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -91,6 +120,7 @@ class Settings:
         log_level = env.get("USERMGMT_LOG_LEVEL", "INFO").strip().upper() or "INFO"
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ConfigError(f"USERMGMT_LOG_LEVEL must be a logging level, got {log_level!r}")
+        rate_limit = _rate(env, "USERMGMT_LOGIN_RATE_LIMIT", (5, 60.0))
         return cls(
             database_url=env.get("DATABASE_URL") or None,
             data_dir=Path(env.get("USERMGMT_DATA_DIR") or "var"),
@@ -111,4 +141,8 @@ class Settings:
             cache_enabled=_bool(env, "USERMGMT_CACHE_ENABLED", True),
             cache_ttl=_float(env, "USERMGMT_CACHE_TTL", 60.0, minimum=0.001),
             cache_max_entries=_int(env, "USERMGMT_CACHE_MAX_ENTRIES", 100_000, minimum=1),
+            session_ttl=_float(env, "USERMGMT_SESSION_TTL", 86_400.0, minimum=1.0),
+            login_rate_limit=rate_limit[0],
+            login_rate_window=rate_limit[1],
+            metrics_bind=_host_port(env, "USERMGMT_METRICS_BIND"),
         )

@@ -26,6 +26,13 @@ logger = logging.getLogger(__name__)
 
 worker_class = "gthread"
 graceful_timeout = 30
+# Hostile input stops at the door: gunicorn answers 400 (or 431/414)
+# before the application sees a request line, a header or a header count
+# beyond these. The API needs short lines and a dozen small headers; the
+# largest legitimate one is Authorization (~50 bytes).
+limit_request_line = 4094
+limit_request_fields = 50
+limit_request_field_size = 4096
 
 
 def post_worker_init(worker: Any) -> None:

@@ -98,6 +98,14 @@ CACHE_EVICTIONS = Counter(
 CACHE_ENTRIES = Gauge(
     "usermgmt_cache_entries", "Entries in the cache.", multiprocess_mode="livesum")
 
+# -- authentication ------------------------------------------------------------
+LOGINS = Counter(
+    "usermgmt_logins_total", "Login attempts, by result (success, failure, rate_limited).",
+    ["result"])
+TOKEN_CACHE_REQUESTS = Counter(
+    "usermgmt_token_cache_requests_total", "Bearer-token cache lookups, by result.",
+    ["result"])
+
 # -- process (per worker; multiprocess mode drops the default collector) --------
 PROCESS_RSS = Gauge(
     "usermgmt_process_resident_memory_bytes", "Resident memory of each worker process.",
@@ -157,6 +165,18 @@ def count_cache_stat(name: str, n: int) -> None:
     reason = _CACHE_EVICTIONS.get(name)
     if reason is not None:
         CACHE_EVICTIONS.labels(reason).inc(n)
+
+
+def count_token_cache_stat(name: str, n: int) -> None:
+    """The token cache's stat hook: lookups by result (evictions are not counted)."""
+    result = _CACHE_RESULTS.get(name)
+    if result is not None:
+        TOKEN_CACHE_REQUESTS.labels(result).inc(n)
+
+
+def count_login(result: str) -> None:
+    """The sessions service's login hook."""
+    LOGINS.labels(result).inc()
 
 
 def observe_query(operation: str, seconds: float) -> None:

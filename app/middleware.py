@@ -7,6 +7,12 @@ client's ``X-Request-ID`` when it is safe (at most 128 of
 the response, put in problem+json ``instance``, and added to every log
 line written while the request is handled.
 
+Hostile input is refused here, before any resource sees it: an
+``X-Request-ID`` with NUL or control characters or bytes that are not
+UTF-8 (merely unusual ids are replaced, not refused), and a query string
+whose percent-decoded bytes are not UTF-8 or hold control characters
+(Falcon itself would decode them with replacement characters) → 400.
+
 The access line is written straight to stderr with one ``os.write`` (a
 line under PIPE_BUF is never interleaved with another process's), not
 through ``logging``: it is on the hot path of every request, and the
@@ -21,16 +27,19 @@ import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import falcon
 import orjson
 
 from app import metrics
 from app.logs import REQUEST_ID
+from app.problems import Problem
 
 __all__ = ["RequestMiddleware"]
 
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._~:@/+=-]{1,128}")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # Label values must come from a bounded set: any other method is "OTHER".
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _STDERR = 2
@@ -65,6 +74,13 @@ class RequestMiddleware:
         req.context.started = time.perf_counter()
         if self._metrics:
             metrics.HTTP_IN_FLIGHT.inc()
+        # Refused only now, so that the answer is counted and logged with
+        # a request id like any other.
+        if supplied is not None and request_id is not supplied and _hostile(supplied):
+            raise _malformed("X-Request-ID", "must be printable UTF-8 without control characters")
+        query = req.query_string
+        if query and not _clean_query(query):
+            raise _malformed("query", "must be UTF-8 without control characters once decoded")
 
     def process_response(self, req: falcon.Request, resp: falcon.Response,
                          resource: object, req_succeeded: bool) -> None:
@@ -106,3 +122,31 @@ class RequestMiddleware:
         if histogram is None:
             histogram = self._histograms[hkey] = metrics.HTTP_DURATION.labels(method, route)
         histogram.observe(elapsed)
+
+
+def _hostile(value: str) -> bool:
+    """NUL, control characters, or bytes that are not UTF-8 in a header value.
+
+    WSGI hands header values over as latin-1 text, one character per byte.
+    """
+    if _CONTROL.search(value):
+        return True
+    try:
+        value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return True
+    return False
+
+
+def _clean_query(query: str) -> bool:
+    """Whether a raw query string decodes to UTF-8 without control characters."""
+    try:
+        decoded = unquote_to_bytes(query.encode("latin-1")).decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return False
+    return not _CONTROL.search(decoded)
+
+
+def _malformed(field: str, message: str) -> Problem:
+    return Problem(400, f"malformed request: {field} {message}", problem_type="malformed-request",
+                   title="Bad Request", errors=[{"field": field, "message": message}])

@@ -15,11 +15,14 @@ import orjson
 
 from actors.errors import (
     DuplicateEmail,
+    InvalidCredentials,
     InvalidData,
     NotFound,
     PreconditionFailed,
+    RateLimited,
     Unavailable,
     UsermgmtError,
+    WrongPassword,
 )
 from app.validation import ValidationFailed
 
@@ -105,6 +108,15 @@ def install_error_handling(
         if isinstance(ex, InvalidData):
             raise Problem(422, str(ex), problem_type="validation",
                           title="Unprocessable Content", errors=[])
+        if isinstance(ex, InvalidCredentials):
+            raise Problem(401, str(ex), problem_type="invalid-credentials", title="Unauthorized",
+                          headers={"WWW-Authenticate": 'Bearer realm="usermgmt"'})
+        if isinstance(ex, WrongPassword):
+            raise Problem(403, str(ex), problem_type="wrong-password", title="Forbidden",
+                          errors=[{"field": "current_password", "message": "is not correct"}])
+        if isinstance(ex, RateLimited):
+            raise Problem(429, str(ex), problem_type="rate-limited", title="Too Many Requests",
+                          headers={"Retry-After": str(ex.retry_after)})
         if isinstance(ex, Unavailable):
             raise Problem(503, str(ex), problem_type="unavailable", title="Service Unavailable",
                           headers=_unavailable_headers(retry_after))

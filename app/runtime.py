@@ -22,8 +22,11 @@ from actors.worker_pool import WorkerPool
 from app import metrics
 from app.config import Settings
 from app.metrics import MetricsSampler
+from app.passwords import Passwords
 from app.resources.health import ReadinessCheck
+from app.sessions_service import LoginRateLimit, Principal, SessionsService
 from app.users_service import UsersService, UserView
+from app.worker_client import WorkerClient
 from supervisors import SupervisorEvent
 from supervisors.service_tree import CacheWiring, TreeConfig, start_service_tree
 
@@ -41,6 +44,7 @@ POOL_RECONNECT_TIMEOUT = 2.0
 ACTOR_KINDS = {
     "DbWorker": "db_worker",
     "CacheActor": "cache",
+    "TokenCacheActor": "token_cache",
     "ChangeListener": "listener",
     "Supervisor": "supervisor",
     "DynamicSupervisor": "supervisor",
@@ -58,6 +62,8 @@ class Runtime:
         event_hook: receives every supervisor event (in addition to the
             metrics, when ``instrumented``).
         instrumented: record Prometheus metrics for the actor system.
+        passwords: the password hasher (tests pass cheaper Argon2
+            parameters; the service uses argon2-cffi's defaults).
     """
 
     def __init__(
@@ -68,6 +74,7 @@ class Runtime:
         on_give_up: Callable[[], None] | None = None,
         event_hook: Callable[[SupervisorEvent], None] | None = None,
         instrumented: bool = True,
+        passwords: Passwords | None = None,
     ) -> None:
         self.settings = settings
         self.database_url = database_url
@@ -88,12 +95,29 @@ class Runtime:
             CacheHandle() if settings.cache_enabled else None
         )
         self.coherence = Coherence()
+        self.passwords = passwords or Passwords()
         self.users = UsersService(
             self.workers,
             checkout_timeout=settings.db_checkout_timeout,
             ask_timeout=settings.statement_timeout + 1.0,
             cache=self.cache,
             coherence=self.coherence,
+            passwords=self.passwords,
+        )
+        # Bearer sessions get a cache of their own, kept coherent by the
+        # same listener (and so only when the users cache is on).
+        self.tokens: CacheHandle[Principal] | None = (
+            CacheHandle() if settings.cache_enabled else None
+        )
+        self.sessions = SessionsService(
+            WorkerClient(self.workers, settings.db_checkout_timeout,
+                         settings.statement_timeout + 1.0),
+            self.passwords,
+            ttl=settings.session_ttl,
+            rate_limit=LoginRateLimit(settings.login_rate_limit, settings.login_rate_window),
+            cache=self.tokens,
+            coherence=self.coherence,
+            on_login=metrics.count_login if instrumented else None,
         )
 
     def connection_kwargs(self) -> dict[str, Any]:
@@ -132,6 +156,8 @@ class Runtime:
         cache = None
         if self.cache is not None and self._instrumented:
             self.cache.on_stat = metrics.count_cache_stat
+        if self.tokens is not None and self._instrumented:
+            self.tokens.on_stat = metrics.count_token_cache_stat
         if self.cache is not None:
             kwargs = self.connection_kwargs()
             cache = CacheWiring(
@@ -142,6 +168,7 @@ class Runtime:
                     "application_name": f"{self.settings.application_name}-listener",
                     "connect_timeout": kwargs["connect_timeout"],
                 },
+                token_handle=self.tokens,
             )
         self.root = start_service_tree(
             TreeConfig(

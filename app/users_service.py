@@ -1,10 +1,11 @@
-"""The users service: the only way from the HTTP edge to the database.
+"""The users service: the HTTP edge's way to users in the database.
 
 A plain object used from request threads. For each database operation it
-checks out an idle DbWorker, asks it one message, and turns actor failures
-into domain errors: a worker that died before handling the message (so it
-did nothing) is replaced by another, once; a read whose worker lost its
-connection is retried once on another worker (reads are idempotent).
+checks out an idle DbWorker and asks it one message (see
+:class:`~app.worker_client.WorkerClient` for how actor failures become
+domain errors). Passwords are hashed here, in the request thread, before
+the message is sent: a DbWorker never burns CPU on Argon2 while it holds
+its connection.
 
 Reads of one user go through the process's cache first (no actor hop on a
 hit) and are cached as ready-to-send JSON; every write evicts the user
@@ -17,11 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import pykka
-
 from actors.cache import CacheHandle
 from actors.change_listener import Coherence
-from actors.errors import DatabaseUnavailable, Unavailable, WorkerCrashed
+from actors.errors import Unavailable
 from actors.messages import (
     CreateUser,
     DeleteUser,
@@ -34,6 +33,8 @@ from actors.messages import (
 )
 from actors.worker_pool import WorkerPool
 from app.encoding import dumps
+from app.passwords import Passwords
+from app.worker_client import WorkerClient
 
 __all__ = ["UserView", "UsersService", "user_etag"]
 
@@ -67,6 +68,7 @@ class UsersService:
         cache: the process's cache, or None to always read the database.
         coherence: whether the change listener currently keeps the cache
             coherent; while it does not, reads go to the database.
+        passwords: hashes new passwords (default: Argon2id defaults).
     """
 
     def __init__(
@@ -76,12 +78,13 @@ class UsersService:
         ask_timeout: float,
         cache: CacheHandle[UserView] | None = None,
         coherence: Coherence | None = None,
+        *,
+        passwords: Passwords | None = None,
     ) -> None:
-        self._workers = workers
-        self._checkout_timeout = checkout_timeout
-        self._ask_timeout = ask_timeout
+        self._client = WorkerClient(workers, checkout_timeout, ask_timeout)
         self._cache = cache
         self._coherence = coherence or Coherence()
+        self._passwords = passwords or Passwords()
 
     def get(self, user_id: int) -> UserView:
         """One user, from the cache when coherent.
@@ -117,9 +120,14 @@ class UsersService:
         page: UserPage = self._ask(ListUsers(after_id, limit, email), idempotent=True)
         return page
 
-    def create(self, name: str, email: str) -> User:
-        """Raises: DuplicateEmail, InvalidData, Unavailable."""
-        user: User = self._ask(CreateUser(name, email), idempotent=False)
+    def create(self, name: str, email: str, role: str = "member",
+               password: str | None = None) -> User:
+        """Create a user; without a password it cannot log in until given one.
+
+        Raises: DuplicateEmail, InvalidData, Unavailable.
+        """
+        password_hash = None if password is None else self._passwords.hash(password)
+        user: User = self._ask(CreateUser(name, email, role, password_hash), idempotent=False)
         return user
 
     def update(
@@ -128,9 +136,29 @@ class UsersService:
         name: str | None,
         email: str | None,
         if_match: tuple[int, ...] | None = None,
+        *,
+        role: str | None = None,
+        password: str | None = None,
+        expected_password_hash: str | None = None,
+        keep_session: bytes | None = None,
     ) -> User:
-        """Raises: NotFound, DuplicateEmail, PreconditionFailed, Unavailable."""
-        user: User = self._ask(UpdateUser(user_id, name, email, if_match), idempotent=False)
+        """Change the given fields (None: leave as is).
+
+        A new ``password`` is hashed here and ends every session of the
+        user but ``keep_session`` (a token hash), in the same transaction.
+        ``expected_password_hash``: apply only while that is still the
+        stored hash (the caller verified the current password against it).
+
+        Raises: NotFound, DuplicateEmail, PreconditionFailed, WrongPassword,
+            Unavailable.
+        """
+        password_hash = None if password is None else self._passwords.hash(password)
+        user: User = self._ask(
+            UpdateUser(user_id, name, email, if_match, role=role, password_hash=password_hash,
+                       expected_password_hash=expected_password_hash,
+                       keep_session=keep_session),
+            idempotent=False,
+        )
         self._evict(user_id, user.version)
         return user
 
@@ -154,20 +182,5 @@ class UsersService:
             self._cache.invalidate_after_write(user_id, version)
 
     def _ask(self, message: Any, *, idempotent: bool) -> Any:
-        for attempt in (1, 2):
-            worker = self._workers.checkout(self._checkout_timeout)
-            try:
-                return worker.ask(message, timeout=self._ask_timeout)
-            except pykka.ActorDeadError:
-                # The worker ended before handling the message: nothing was
-                # done, so any operation may go to another worker.
-                if attempt == 2:
-                    raise WorkerCrashed("the database worker stopped; try again") from None
-            except pykka.Timeout:
-                raise DatabaseUnavailable("the database did not answer in time") from None
-            except WorkerCrashed:
-                # Its connection broke mid-request: the outcome of a write is
-                # unknown, but a read can safely go to another worker.
-                if not idempotent or attempt == 2:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        # A method of its own so that tests can intercept every database call.
+        return self._client.ask(message, idempotent=idempotent)

@@ -10,22 +10,35 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+from actors.messages import ROLES
+from app.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+
 __all__ = [
+    "ADMIN_CREATE_FIELDS",
+    "ADMIN_UPDATE_FIELDS",
+    "CURSOR_PATTERN",
     "DEFAULT_LIMIT",
+    "LOGIN_EMAIL_PATTERN",
     "MAX_EMAIL_LENGTH",
     "MAX_LIMIT",
     "MAX_NAME_LENGTH",
+    "MEMBER_UPDATE_FIELDS",
+    "NAME_PATTERN",
+    "NO_NUL_PATTERN",
+    "ROLES",
     "FieldError",
     "ListQuery",
+    "LoginFields",
     "UserFields",
     "ValidationFailed",
     "decode_cursor",
     "encode_cursor",
     "validate_list_query",
+    "validate_login",
     "validate_user",
 ]
 
@@ -34,7 +47,37 @@ MAX_EMAIL_LENGTH = 254
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
 MAX_ID = 2**63 - 1
-USER_FIELDS = ("name", "email")
+
+# Which body fields a caller may send: an admin creating a user, an admin
+# updating one, a member updating itself. Anything else is refused (no
+# mass assignment): unknown fields as unknown, known ones as not allowed.
+ADMIN_CREATE_FIELDS = ("name", "email", "role", "password")
+ADMIN_UPDATE_FIELDS = ("name", "email", "role", "password", "current_password")
+MEMBER_UPDATE_FIELDS = ("name", "email", "password", "current_password")
+_KNOWN_FIELDS = frozenset(ADMIN_UPDATE_FIELDS)
+
+# The rules below as JSON Schema patterns, for the OpenAPI document: the
+# document promises exactly what validation accepts (tests compare the two).
+# Spelled out rather than \s: Python's \s, str.strip() and ECMA-262's \s
+# disagree, and a generator reading \s as ASCII would draw "names" that are
+# only whitespace. _SPACE is exactly what str.isspace() accepts.
+_SPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_CONTROLS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+_EDGE = r"[^\x00-\x20\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+NAME_PATTERN = (
+    rf"^[{_SPACE}]*{_EDGE}(?:[^{_CONTROLS}]{{0,{MAX_NAME_LENGTH - 2}}}{_EDGE})?[{_SPACE}]*$"
+)
+"""A name: 1 to 200 characters after trimming whitespace, no control characters."""
+NO_NUL_PATTERN = r"^[^\x00]*$"
+LOGIN_EMAIL_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+# base64url("u1:" + 1 to 18 digits), unpadded: "u1:" is one 3-byte group
+# ("dTE6"); then each group of 3 digits is 4 characters, a last group of 1
+# or 2 digits 2 or 3. 18 digits cover every id the API hands out.
+_DIGITS3 = "(?:M[DTjz]|N[DTjz]|O[DT])[AEIMQUYcgk][w-z0-5]"
+_DIGITS1 = "(?:[MN][AQgw]|O[AQ])"
+_DIGITS2 = "(?:M[DTjz]|N[DTjz]|O[DT])[AEIMQUYcgk]"
+CURSOR_PATTERN = rf"^dTE6(?:{_DIGITS3}){{0,5}}(?:{_DIGITS3}|{_DIGITS1}|{_DIGITS2})$"
+_CURSOR = re.compile(CURSOR_PATTERN)
 
 # Deliberately modest: one @, no whitespace or control characters, a dotted
 # domain. The mailbox itself is proved only by sending mail to it.
@@ -44,6 +87,7 @@ _EMAIL = re.compile(
     r"(?:\.[A-Za-z0-9\u00a1-\uffff](?:[A-Za-z0-9\u00a1-\uffff-]{0,61}[A-Za-z0-9\u00a1-\uffff])?)+\Z"
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LOGIN_EMAIL_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
 _CURSOR_PREFIX = b"u1:"
 
 
@@ -66,10 +110,21 @@ class ValidationFailed(Exception):
 
 @dataclass(frozen=True, slots=True)
 class UserFields:
-    """Validated user fields; ``None`` means "not given" (PATCH)."""
+    """Validated user fields; ``None`` means "not given"."""
 
     name: str | None
     email: str | None
+    role: str | None = None
+    password: str | None = field(default=None, repr=False)
+    current_password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LoginFields:
+    """A login request's email and password."""
+
+    email: str
+    password: str = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,35 +162,122 @@ def _check_email(value: Any, errors: list[FieldError], field: str = "email") -> 
     return None
 
 
-def validate_user(body: Any, *, partial: bool) -> UserFields:
+def _check_role(value: Any, errors: list[FieldError]) -> str | None:
+    if value in ROLES:
+        return str(value)
+    errors.append(FieldError("role", f"must be one of {', '.join(ROLES)}"))
+    return None
+
+
+def _check_secret(value: Any, errors: list[FieldError], field: str, minimum: int) -> str | None:
+    # The password itself never goes into a message.
+    if not isinstance(value, str):
+        errors.append(FieldError(field, "must be a string"))
+    elif not minimum <= len(value) <= MAX_PASSWORD_LENGTH:
+        errors.append(FieldError(field, f"must be {minimum} to {MAX_PASSWORD_LENGTH} characters"))
+    elif "\x00" in value:
+        errors.append(FieldError(field, "must not contain NUL characters"))
+    else:
+        return value
+    return None
+
+
+def _check_password(value: Any, errors: list[FieldError], field: str = "password") -> str | None:
+    return _check_secret(value, errors, field, MIN_PASSWORD_LENGTH)
+
+
+def _check_current_password(value: Any, errors: list[FieldError]) -> str | None:
+    return _check_secret(value, errors, "current_password", 1)
+
+
+_CHECKS: dict[str, Callable[[Any, list[FieldError]], str | None]] = {
+    "name": _check_name,
+    "email": _check_email,
+    "role": _check_role,
+    "password": _check_password,
+    "current_password": _check_current_password,
+}
+
+
+def validate_user(
+    body: Any,
+    *,
+    partial: bool,
+    allowed: tuple[str, ...] = ADMIN_CREATE_FIELDS,
+) -> UserFields:
     """Validate a user body: complete (POST, PUT) or partial (PATCH).
 
     A partial body is a JSON merge patch (RFC 7396): absent fields stay as
     they are; ``null`` would delete a field, which no user field allows.
+    ``name`` and ``email`` are required unless ``partial``; the other
+    fields are always optional. ``current_password`` is accepted only with
+    ``password``; whether it is required depends on who asks (see
+    :mod:`app.resources.users`).
+
+    Args:
+        allowed: the fields this caller may send (see ``*_FIELDS``).
+
+    Raises:
+        ValidationFailed: listing every invalid, missing, unknown or
+            not-allowed field.
+    """
+    if not isinstance(body, dict):
+        raise ValidationFailed([FieldError("", "the body must be a JSON object")])
+    errors: list[FieldError] = []
+    for key in body:
+        if key not in allowed:
+            reason = "may not be set by you" if key in _KNOWN_FIELDS else "unknown field"
+            errors.append(FieldError(str(key), reason))
+    values: dict[str, str | None] = dict.fromkeys(_CHECKS)
+    for key in allowed:
+        if key not in body:
+            if not partial and key in ("name", "email"):
+                errors.append(FieldError(key, "is required"))
+            continue
+        if body[key] is None:
+            errors.append(FieldError(key, "must not be null"))
+            continue
+        values[key] = _CHECKS[key](body[key], errors)
+    if "current_password" in body and "password" not in body:
+        errors.append(FieldError("current_password", "is accepted only with password"))
+    if errors:
+        raise ValidationFailed(errors)
+    return UserFields(name=values["name"], email=values["email"], role=values["role"],
+                      password=values["password"], current_password=values["current_password"])
+
+
+def validate_login(body: Any) -> LoginFields:
+    """Validate ``{"email", "password"}`` of a login.
+
+    Deliberately lenient about the email's shape (any string of 1 to 254
+    printable characters): a malformed email simply matches no user, and
+    the answer must not tell which part of a login was wrong.
 
     Raises:
         ValidationFailed: listing every invalid, missing or unknown field.
     """
     if not isinstance(body, dict):
         raise ValidationFailed([FieldError("", "the body must be a JSON object")])
-    errors: list[FieldError] = []
-    for key in body:
-        if key not in USER_FIELDS:
-            errors.append(FieldError(str(key), "unknown field"))
-    values: dict[str, str | None] = {"name": None, "email": None}
-    for key in USER_FIELDS:
-        if key not in body:
-            if not partial:
-                errors.append(FieldError(key, "is required"))
-            continue
-        if body[key] is None:
-            errors.append(FieldError(key, "must not be null"))
-            continue
-        check = _check_name if key == "name" else _check_email
-        values[key] = check(body[key], errors)
+    errors = [FieldError(str(key), "unknown field") for key in body
+              if key not in ("email", "password")]
+    email = body.get("email")
+    if "email" not in body:
+        errors.append(FieldError("email", "is required"))
+    elif not isinstance(email, str):
+        errors.append(FieldError("email", "must be a string"))
+    elif not 1 <= len(email) <= MAX_EMAIL_LENGTH:
+        errors.append(FieldError("email", f"must be 1 to {MAX_EMAIL_LENGTH} characters"))
+    elif _LOGIN_EMAIL_FORBIDDEN.search(email):
+        errors.append(FieldError("email", "must not contain control characters"))
+    password = None
+    if "password" not in body:
+        errors.append(FieldError("password", "is required"))
+    else:
+        password = _check_secret(body["password"], errors, "password", 1)
     if errors:
         raise ValidationFailed(errors)
-    return UserFields(name=values["name"], email=values["email"])
+    assert isinstance(email, str) and password is not None
+    return LoginFields(email, password)
 
 
 def encode_cursor(last_id: int) -> str:
@@ -150,7 +292,9 @@ def decode_cursor(cursor: str) -> int:
         ValidationFailed: if the cursor was not made by :func:`encode_cursor`.
     """
     invalid = ValidationFailed([FieldError("after", "is not a valid cursor")])
-    if not cursor or len(cursor) > 64 or not cursor.isascii():
+    # The exact shape first: b64decode would skip characters outside its
+    # alphabet (NUL included) and accept what no cursor ever looked like.
+    if len(cursor) > 64 or not _CURSOR.fullmatch(cursor):
         raise invalid
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))

@@ -73,14 +73,17 @@ def get_app() -> falcon.App[falcon.Request, falcon.Response]:
     _runtime = Runtime(settings, settings.database_url, on_give_up=_give_up,
                        instrumented=settings.metrics_enabled)
     _runtime.start()
+    metrics_port = settings.metrics_bind.rpartition(":")[2] if settings.metrics_bind else None
     return create_app(
         _runtime.users,
+        _runtime.sessions,
         readiness=_runtime.readiness_checks(),
         chaos=_runtime.chaos_victims if settings.chaos_enabled else None,
         before_scrape=_runtime.sample_now,
         retry_after=settings.retry_after,
         metrics_enabled=settings.metrics_enabled,
         access_log=settings.access_log and settings.log_level in ("DEBUG", "INFO"),
+        metrics_port=metrics_port,
     )
 
 

@@ -5,12 +5,14 @@
     root (rest_for_one)
      ├── db (one_for_one) ── DbWorker × N
      ├── cache             (owns the table; only it writes)
-     └── listener          (LISTEN users_changed; evicts from the cache)
+     ├── token_cache       (bearer sessions; same kind of actor, own table)
+     └── listener          (LISTEN users_changed; evicts from both caches)
 
 A crashed DbWorker is replaced by a fresh one that joins the checkout pool
 by itself. ``rest_for_one`` at the root: a cache restart also restarts the
 listener, whose (re)start flushes the fresh cache and marks it coherent; a
-listener restart alone leaves the cache actor running but flushes it.
+listener restart alone leaves the cache actor running but flushes it. The
+token cache sits between the two for the same reason.
 
 The db supervisor's intensity scales with the number of workers: losing
 the database breaks every worker's connection at once, which is one
@@ -26,7 +28,7 @@ from typing import Any
 import pykka
 from psycopg_pool import ConnectionPool
 
-from actors.cache import CacheActor, CacheHandle
+from actors.cache import CacheActor, CacheHandle, TokenCacheActor
 from actors.change_listener import ChangeListener, Coherence
 from actors.db_worker import DbWorker
 from actors.worker_pool import WorkerPool
@@ -54,12 +56,17 @@ class TreeConfig:
 
 @dataclass(frozen=True, slots=True)
 class CacheWiring:
-    """What the cache and its listener need: the process's handle and flag."""
+    """What the caches and their listener need: the process's handles and flag.
+
+    ``token_handle``, when given, gets a supervised token cache of its own,
+    kept coherent by the same listener.
+    """
 
     handle: CacheHandle[Any]
     coherence: Coherence
     conninfo: str
     connect_kwargs: dict[str, Any]
+    token_handle: CacheHandle[Any] | None = None
 
 
 def start_service_tree(
@@ -123,18 +130,30 @@ def start_service_tree(
                 },
                 shutdown=2.0,
             ),
-            ChildSpec(
-                id="listener",
-                actor_class=ChangeListener,
+        ]
+        if cache.token_handle is not None:
+            children.append(ChildSpec(
+                id="token_cache",
+                actor_class=TokenCacheActor,
                 kwargs={
-                    "conninfo": cache.conninfo,
-                    "cache": cache.handle,
-                    "coherence": cache.coherence,
-                    "connect_kwargs": cache.connect_kwargs,
+                    "handle": cache.token_handle,
+                    "ttl": config.cache_ttl,
+                    "max_entries": config.cache_max_entries,
                 },
                 shutdown=2.0,
-            ),
-        ]
+            ))
+        children.append(ChildSpec(
+            id="listener",
+            actor_class=ChangeListener,
+            kwargs={
+                "conninfo": cache.conninfo,
+                "cache": cache.handle,
+                "coherence": cache.coherence,
+                "connect_kwargs": cache.connect_kwargs,
+                "token_cache": cache.token_handle,
+            },
+            shutdown=2.0,
+        ))
     return Supervisor.start(
         strategy="rest_for_one",
         intensity=config.root_intensity,

@@ -45,9 +45,10 @@ def database_url(embedded_postgres: EmbeddedPostgres | None) -> str:
 
 @pytest.fixture
 def db(database_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
-    """A direct connection to an emptied ``users`` table (for setup and checks)."""
+    """A direct connection to emptied ``users``, ``sessions`` and
+    ``login_failures`` tables (for setup and checks)."""
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("TRUNCATE users RESTART IDENTITY")
+        conn.execute("TRUNCATE users, sessions, login_failures RESTART IDENTITY")
         yield conn
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import falcon
 import pykka
 
+from app.auth import require_admin
 from app.encoding import dumps
 from app.http import JSON, read_json, require_media_type
 from app.problems import Problem
@@ -40,6 +41,7 @@ class ChaosResource:
         self._random = random.Random()
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        require_admin(req)
         require_media_type(req, (JSON,))
         body = read_json(req)
         kind = body.get("kind", "db_worker") if isinstance(body, dict) else None

@@ -26,6 +26,7 @@ class Liveness:
     """The process serves HTTP. No dependency is checked on purpose: a
     database outage must not make an orchestrator restart every worker."""
 
+    anonymous_methods = frozenset({"GET"})
     _BODY = dumps({"status": "ok"})
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -35,6 +36,8 @@ class Liveness:
 
 class Readiness:
     """Ready only when every check passes; 503 problem+json naming the failures."""
+
+    anonymous_methods = frozenset({"GET"})
 
     def __init__(self, checks: list[ReadinessCheck], retry_after: int = 1) -> None:
         self._checks = checks
@@ -68,6 +71,10 @@ class MetricsResource:
     Args:
         before_scrape: refreshes this process's sampled gauges first.
     """
+
+    # Scrapers carry no token; USERMGMT_METRICS_BIND keeps /metrics off the
+    # public address instead (see app.auth).
+    anonymous_methods = frozenset({"GET"})
 
     def __init__(self, before_scrape: Callable[[], None] | None = None) -> None:
         self._before_scrape = before_scrape

@@ -1,4 +1,10 @@
-"""``/api/users`` and ``/api/users/{id}``."""
+"""``/api/users`` and ``/api/users/{id}``.
+
+Who may do what is decided here, before a body is read: an admin
+everything (but not demote or delete itself); a member only reads and
+updates its own record, and any other id answers exactly like a missing
+user (404). See :mod:`app.auth` for the roles.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,9 @@ from urllib.parse import urlencode
 
 import falcon
 
+from actors.errors import NotFound
 from actors.messages import UserPage
+from app.auth import ADMIN, MEMBER, client_address, forbidden, principal_of, require_admin
 from app.http import (
     JSON,
     MERGE_PATCH_JSON,
@@ -16,8 +24,19 @@ from app.http import (
     require_media_type,
     send_json,
 )
+from app.problems import Problem
+from app.sessions_service import Principal, SessionsService
 from app.users_service import UsersService, user_etag
-from app.validation import MAX_ID, encode_cursor, validate_list_query, validate_user
+from app.validation import (
+    ADMIN_CREATE_FIELDS,
+    ADMIN_UPDATE_FIELDS,
+    MAX_ID,
+    MEMBER_UPDATE_FIELDS,
+    UserFields,
+    encode_cursor,
+    validate_list_query,
+    validate_user,
+)
 
 __all__ = ["UserItem", "UsersCollection"]
 
@@ -58,8 +77,17 @@ def _not_modified(resp: falcon.Response, etag: str) -> None:
 
 def _check_id(user_id: int) -> int:
     if user_id > MAX_ID:
-        raise falcon.HTTPNotFound(description=f"user {user_id} does not exist")
+        raise NotFound(f"user {user_id} does not exist")
     return user_id
+
+
+def _visible(req: falcon.Request, user_id: int) -> Principal:
+    """The principal, if it may see ``user_id``; else the missing user's 404."""
+    principal = principal_of(req)
+    if principal.role != ADMIN and principal.user_id != user_id:
+        # Word for word what a missing user answers: ids cannot be probed.
+        raise NotFound(f"user {user_id} does not exist")
+    return principal
 
 
 class UsersCollection:
@@ -69,6 +97,7 @@ class UsersCollection:
         self._users = users
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        require_admin(req)
         query = validate_list_query(req.params)
         page: UserPage = self._users.list(query.after_id, query.limit, query.email)
         next_cursor = encode_cursor(page.users[-1].id) if page.has_more else None
@@ -86,10 +115,12 @@ class UsersCollection:
         send_json(resp, {"data": [u.to_json() for u in page.users], "next": next_cursor})
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        require_admin(req)
         require_media_type(req, (JSON,))
-        fields = validate_user(read_json(req), partial=False)
+        fields = validate_user(read_json(req), partial=False, allowed=ADMIN_CREATE_FIELDS)
         assert fields.name is not None and fields.email is not None
-        user = self._users.create(fields.name, fields.email)
+        user = self._users.create(fields.name, fields.email, fields.role or MEMBER,
+                                  fields.password)
         resp.set_header("Location", f"/api/users/{user.id}")
         resp.set_header("ETag", user_etag(user))
         send_json(resp, user.to_json(), status=201)
@@ -104,13 +135,20 @@ def _page_etag(page: UserPage, next_cursor: str | None) -> str:
 
 
 class UserItem:
-    """Read, replace, patch and delete one user."""
+    """Read, replace, patch and delete one user.
 
-    def __init__(self, users: UsersService) -> None:
+    PUT replaces ``name`` and ``email`` (both required); ``role`` and
+    ``password`` are optional in PUT and PATCH alike (absent: unchanged).
+    """
+
+    def __init__(self, users: UsersService, sessions: SessionsService) -> None:
         self._users = users
+        self._sessions = sessions
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> None:
-        view = self._users.get(_check_id(user_id))
+        user_id = _check_id(user_id)
+        _visible(req, user_id)
+        view = self._users.get(user_id)
         if _none_match(req, view.etag):
             _not_modified(resp, view.etag)
             return
@@ -120,24 +158,58 @@ class UserItem:
         resp.data = view.body
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> None:
-        require_media_type(req, (JSON,))
-        fields = validate_user(read_json(req), partial=False)
-        self._update(req, resp, _check_id(user_id), fields.name, fields.email)
+        self._update(req, resp, _check_id(user_id), (JSON,), partial=False)
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> None:
-        require_media_type(req, (MERGE_PATCH_JSON, JSON))
-        fields = validate_user(read_json(req), partial=True)
-        self._update(req, resp, _check_id(user_id), fields.name, fields.email)
+        self._update(req, resp, _check_id(user_id), (MERGE_PATCH_JSON, JSON), partial=True)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> None:
         user_id = _check_id(user_id)
+        principal = _visible(req, user_id)
+        if principal.role != ADMIN:
+            raise forbidden("a member cannot delete users, not even itself")
+        if principal.user_id == user_id:
+            raise forbidden("an admin cannot delete itself; ask another admin")
         if_match = parse_if_match(req.get_header("If-Match"), _tag_version(user_id))
         self._users.delete(user_id, if_match)
         resp.status = falcon.HTTP_204
 
     def _update(self, req: falcon.Request, resp: falcon.Response, user_id: int,
-                name: str | None, email: str | None) -> None:
+                media_types: tuple[str, ...], *, partial: bool) -> None:
+        principal = _visible(req, user_id)
+        require_media_type(req, media_types)
+        fields = self._validate(req, principal, user_id, partial=partial)
+        if fields.password is not None and fields.current_password is None and (
+                principal.user_id == user_id):
+            # A stolen token must not be enough to lock the owner out.
+            raise Problem(403, "changing your own password requires current_password",
+                          problem_type="current-password-required", title="Forbidden",
+                          errors=[{"field": "current_password",
+                                   "message": "is required to change your own password"}])
+        # Checked before the If-Match precondition is even looked at: a
+        # wrong current password must count as a failed attempt either way.
+        expected_hash = None
+        if fields.current_password is not None:
+            expected_hash = self._sessions.check_password(
+                user_id, fields.current_password, client_address(req))
         if_match = parse_if_match(req.get_header("If-Match"), _tag_version(user_id))
-        user = self._users.update(user_id, name, email, if_match)
+        user = self._users.update(
+            user_id, fields.name, fields.email, if_match, role=fields.role,
+            password=fields.password, expected_password_hash=expected_hash,
+            # The caller's own session survives its own password change.
+            keep_session=principal.token_hash,
+        )
         resp.set_header("ETag", user_etag(user))
         send_json(resp, user.to_json())
+
+    @staticmethod
+    def _validate(req: falcon.Request, principal: Principal, user_id: int, *,
+                  partial: bool) -> UserFields:
+        body = read_json(req)
+        if principal.role != ADMIN:
+            return validate_user(body, partial=partial, allowed=MEMBER_UPDATE_FIELDS)
+        fields = validate_user(body, partial=partial, allowed=ADMIN_UPDATE_FIELDS)
+        if principal.user_id == user_id and fields.role not in (None, ADMIN):
+            # Someone must remain who can undo a mistake.
+            raise forbidden("an admin cannot demote itself; ask another admin")
+        return fields

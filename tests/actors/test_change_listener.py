@@ -87,7 +87,7 @@ def test_a_truncate_flushes_everything(tree: Any, db: psycopg.Connection[Any]) -
     handle, _, _ = tree
     cached(handle, 1, "one")
     cached(handle, 2, "two")
-    db.execute("TRUNCATE users")
+    db.execute("TRUNCATE users CASCADE")
     assert wait_until(lambda: handle.get(1) is None and handle.get(2) is None, 1.0)
 
 

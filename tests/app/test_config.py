@@ -43,3 +43,33 @@ def test_every_setting_is_read() -> None:
 def test_unusable_values_are_refused_with_the_variable_named(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
+
+
+def test_authentication_settings_have_safe_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.session_ttl == 86_400
+    assert (settings.login_rate_limit, settings.login_rate_window) == (5, 60.0)
+    assert settings.metrics_bind is None
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("5", (5, 60.0)), ("10/30", (10, 30.0)),
+                                               (" 3/0.5 ", (3, 0.5))])
+def test_the_login_rate_limit_is_n_or_n_per_seconds(raw: str, expected: tuple[int, float]) -> None:
+    settings = Settings.from_env({"USERMGMT_LOGIN_RATE_LIMIT": raw})
+    assert (settings.login_rate_limit, settings.login_rate_window) == expected
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("USERMGMT_LOGIN_RATE_LIMIT", "many"), ("USERMGMT_LOGIN_RATE_LIMIT", "0"),
+    ("USERMGMT_LOGIN_RATE_LIMIT", "5/0"), ("USERMGMT_SESSION_TTL", "0"),
+    ("USERMGMT_METRICS_BIND", "9100"), ("USERMGMT_METRICS_BIND", "127.0.0.1:http"),
+])
+def test_unusable_authentication_settings_are_refused(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_the_metrics_bind_and_session_lifetime_are_read() -> None:
+    settings = Settings.from_env({"USERMGMT_METRICS_BIND": "127.0.0.1:9100",
+                                  "USERMGMT_SESSION_TTL": "3600"})
+    assert settings.metrics_bind == "127.0.0.1:9100" and settings.session_ttl == 3600

@@ -9,12 +9,14 @@ import pytest
 
 from app.app import create_app
 from app.runtime import Runtime
+from tests.app.conftest import Account
 
 
 @pytest.fixture
-def client(runtime: Runtime) -> falcon.testing.TestClient:
+def client(runtime: Runtime, admin: Account) -> falcon.testing.TestClient:
     return falcon.testing.TestClient(create_app(
-        runtime.users, readiness=runtime.readiness_checks(), before_scrape=runtime.sample_now))
+        runtime.users, runtime.sessions, readiness=runtime.readiness_checks(),
+        before_scrape=runtime.sample_now), headers=admin.headers)
 
 
 def test_livez_answers_without_checking_anything(client: falcon.testing.TestClient, runtime: Runtime) -> None:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.validation import (
+    CURSOR_PATTERN,
+    NAME_PATTERN,
     ValidationFailed,
     decode_cursor,
     encode_cursor,
@@ -66,3 +72,54 @@ def test_list_query_defaults() -> None:
 def test_list_query_reads_every_parameter() -> None:
     query = validate_list_query({"limit": "100", "after": encode_cursor(7), "email": "a@b.co"})
     assert (query.after_id, query.limit, query.email) == (7, 100, "a@b.co")
+
+
+# -- the OpenAPI patterns say exactly what validation accepts ----------------------
+
+# How a JSON Schema validator reads a pattern: "$" is the end of the string.
+_NAME = re.compile(NAME_PATTERN.removesuffix("$") + r"\Z")
+_CURSOR_RE = re.compile(CURSOR_PATTERN.removesuffix("$") + r"\Z")
+_SPACES = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
+_names = st.one_of(
+    st.text(),
+    st.text(alphabet=st.sampled_from(_SPACES + "ab\x00\x01\x1f\x7f\x85\u3000"), max_size=8),
+    st.builds(lambda pad, core: pad + core + pad, st.text(alphabet=_SPACES, max_size=3),
+              st.text(min_size=198, max_size=202)),
+    st.from_regex(_NAME, fullmatch=True),
+)
+
+
+def _accepts_name(name: str) -> bool:
+    try:
+        validate_user({"name": name, "email": "a@example.com"}, partial=False)
+    except ValidationFailed:
+        return False
+    return True
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(_names)
+def test_the_name_pattern_accepts_exactly_the_names_validation_accepts(name: str) -> None:
+    assert bool(_NAME.search(name)) == _accepts_name(name)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.from_regex(_CURSOR_RE, fullmatch=True))
+def test_every_cursor_the_pattern_allows_is_a_valid_cursor(cursor: str) -> None:
+    assert decode_cursor(cursor) >= 0
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.integers(min_value=0, max_value=10**18 - 1))
+def test_every_cursor_the_service_makes_matches_the_pattern(last_id: int) -> None:
+    cursor = encode_cursor(last_id)
+    assert _CURSOR_RE.match(cursor) and decode_cursor(cursor) == last_id
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.text(max_size=40))
+def test_anything_else_is_not_a_cursor(text: str) -> None:
+    if _CURSOR_RE.match(text):
+        return
+    with pytest.raises(ValidationFailed):
+        decode_cursor(text)

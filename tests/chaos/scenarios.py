@@ -170,7 +170,8 @@ def db_worker_kills(server: Server, duration: float = 10.0, every: float = 0.1,
     kills = chaos_report[0].kills if chaos_report else 0
     result.restarts = int(metric_total(server, "usermgmt_actor_restarts_total", supervisor="db")
                           - restarts_before)
-    result.notes.update(kills=kills, history=history, writes=recorder.of("write"), reads=reads)
+    result.notes.update(kills=kills, history=history, writes=recorder.of("write"), reads=reads,
+                        restarts_before=restarts_before)
     return result
 
 

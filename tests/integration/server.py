@@ -3,24 +3,32 @@
 Every server binds a free loopback port, is waited for with a deadline,
 and is stopped (SIGTERM, then SIGKILL of its whole process group) when
 the test ends.
+
+Every API route needs a bearer token, so each server gets an admin of its
+own before it starts (``usermgmt create-admin``, the password on stdin, as
+the README bootstraps one) and, once ready, :attr:`Server.http` carries
+that admin's token: tests talk to the server as an admin unless they log
+in as someone else.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import requests
 
-__all__ = ["Server", "free_port", "usermgmt_command"]
+__all__ = ["Admin", "Server", "free_port", "usermgmt_command"]
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 40.0
@@ -40,8 +48,34 @@ def usermgmt_command() -> list[str]:
     return [sys.executable, "-m", "app.cli"]
 
 
+@dataclass
+class Admin:
+    """The admin a :class:`Server` bootstraps (its token once logged in)."""
+
+    email: str
+    password: str
+    token: str | None = None
+    user_id: int | None = None
+
+
+def create_admin(env: Mapping[str, str], email: str, password: str, name: str = "Test Admin") -> None:
+    """Run ``usermgmt create-admin`` with ``password`` on stdin; fail loudly."""
+    done = subprocess.run(
+        [*usermgmt_command(), "create-admin", "--email", email, "--name", name],
+        env=dict(env), input=password + "\n", capture_output=True, text=True, timeout=90,
+        check=False,
+    )
+    assert done.returncode == 0, f"create-admin failed ({done.returncode}):\n{done.stderr}"
+
+
+def login(http: requests.Session, url: str, email: str, password: str) -> requests.Response:
+    """``POST /api/sessions`` without touching the session's own headers."""
+    return http.post(url + "/api/sessions", json={"email": email, "password": password},
+                     headers={"Authorization": None}, timeout=30)
+
+
 class Server:
-    """One ``usermgmt serve`` process group."""
+    """One ``usermgmt serve`` process group, with an admin logged in on :attr:`http`."""
 
     def __init__(self, env: Mapping[str, str], log_path: Path, workers: int = 2,
                  threads: int = 4, extra_args: list[str] | None = None) -> None:
@@ -56,8 +90,15 @@ class Server:
         # Every test talks to the server through this session, so whatever
         # every request needs (headers, credentials) is set in one place.
         self.http = requests.Session()
+        self.admin = Admin(f"admin-{secrets.token_hex(6)}@example.com", secrets.token_urlsafe(18))
+        self._admin_created = False
 
     def start(self, wait: bool = True) -> Server:
+        if not self._admin_created:
+            # Before serve: with the embedded database, create-admin needs
+            # the data directory to itself.
+            create_admin(self.env, self.admin.email, self.admin.password)
+            self._admin_created = True
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             self.args, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
@@ -74,12 +115,26 @@ class Server:
             if self.process.poll() is not None:
                 raise AssertionError(f"server exited with {self.process.returncode}:\n{self.log()}")
             try:
-                if self.http.get(self.url + path, timeout=1).status_code == 200:
+                # A freshly (re)started worker may answer 503 until its
+                # DbWorkers are connected: keep trying until the deadline.
+                if (self.http.get(self.url + path, timeout=1).status_code == 200
+                        and login(self.http, self.url, self.admin.email,
+                                  self.admin.password).status_code == 201):
+                    self.log_in_admin()
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.1)
         raise AssertionError(f"server not ready within {timeout} s:\n{self.log()}")
+
+    def log_in_admin(self) -> str:
+        """Log the admin in and put its token on :attr:`http`; returns the token."""
+        response = login(self.http, self.url, self.admin.email, self.admin.password)
+        assert response.status_code == 201, f"admin login: {response.status_code} {response.text}"
+        body = response.json()
+        self.admin.token, self.admin.user_id = body["token"], body["user_id"]
+        self.http.headers["Authorization"] = f"Bearer {body['token']}"
+        return str(body["token"])
 
     def new_session(self) -> requests.Session:
         """Another session with the same headers as :attr:`http` (one per client thread)."""

@@ -56,11 +56,12 @@ def db_workers(runtime: Runtime) -> dict[str, pykka.ActorRef[Any]]:
     return {cid: ref for cid, ref, _ in db.proxy().which_children().get(timeout=2) if ref is not None}
 
 
-def test_the_tree_is_root_over_db_cache_and_listener(runtime: Runtime) -> None:
+def test_the_tree_is_root_over_db_both_caches_and_listener(runtime: Runtime) -> None:
     assert runtime.root is not None
     children = runtime.root.proxy().which_children().get(timeout=2)
     assert [(cid, kind) for cid, _, kind in children] == [
-        ("db", "supervisor"), ("cache", "worker"), ("listener", "worker")]
+        ("db", "supervisor"), ("cache", "worker"), ("token_cache", "worker"),
+        ("listener", "worker")]
     assert sorted(db_workers(runtime)) == ["db_worker_1", "db_worker_2", "db_worker_3"]
 
 

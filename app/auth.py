@@ -1,0 +1,218 @@
+"""Who may do what: bearer-token authentication and the role rules.
+
+Every request needs ``Authorization: Bearer <token>`` except the methods a
+resource lists in its ``anonymous_methods`` (``POST /api/sessions``,
+``/livez``, ``/readyz``, ``/openapi.json``, ``/metrics``). A method a
+resource does not implement is not guarded: Falcon answers it with 405
+(or, for OPTIONS, with the ``Allow`` list), which reveals nothing the
+OpenAPI document does not.
+
+=========  =========================================================
+role       may
+=========  =========================================================
+admin      everything; sets ``role`` and ``password`` of anyone, except
+           that it cannot demote or delete itself (so one admin always
+           remains who can undo a mistake)
+member     read and update its own record only (``name``, ``email``,
+           ``password``); other users' ids answer 404, so ids cannot be
+           probed; ``role`` is refused (422)
+=========  =========================================================
+
+Anyone changing their *own* password must also send ``current_password``
+(403 without it, 403 when wrong, 429 after too many wrong ones): a stolen
+token alone cannot lock the owner out.
+
+Failures follow RFC 6750: no or another scheme's credentials → 401 with
+``WWW-Authenticate: Bearer realm="usermgmt"``; an unknown, expired,
+revoked or malformed token → 401 with ``error="invalid_token"``; an
+``Authorization`` header with bytes outside printable ASCII (NUL, control
+characters, invalid UTF-8) → 400 with ``error="invalid_request"``. A valid
+token without the right → 403 (or 404, above).
+
+With a metrics address configured (``USERMGMT_METRICS_BIND``),
+:class:`ListenerSplit` keeps the two listeners apart: ``/metrics`` answers
+only on the metrics port, and only ``/metrics`` does.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import falcon
+
+from app.problems import Problem
+from app.sessions_service import Principal, SessionsService
+
+__all__ = [
+    "ADMIN",
+    "MEMBER",
+    "AuthMiddleware",
+    "ListenerSplit",
+    "client_address",
+    "forbidden",
+    "principal_of",
+    "require_admin",
+]
+
+ADMIN = "admin"
+MEMBER = "member"
+REALM = "usermgmt"
+# secrets.token_urlsafe(32) is 43 characters; anything much longer is not
+# one of ours and is refused before it is hashed.
+MAX_TOKEN_LENGTH = 256
+
+_SCHEME = "Bearer "
+_MAX_HEADER_LENGTH = len(_SCHEME) + MAX_TOKEN_LENGTH
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
+_METRICS_PATH = "/metrics"
+_NOBODY: frozenset[str] = frozenset()
+
+
+def _unauthorized(detail: str, error: str | None) -> Problem:
+    challenge = f'Bearer realm="{REALM}"'
+    if error is not None:
+        challenge += f', error="{error}", error_description="{detail}"'
+    return Problem(401, detail, problem_type="unauthenticated", title="Unauthorized",
+                   headers={"WWW-Authenticate": challenge})
+
+
+def _malformed_header() -> Problem:
+    detail = "the Authorization header must be printable ASCII"
+    return Problem(
+        400, detail, problem_type="malformed-header", title="Bad Request",
+        errors=[{"field": "Authorization", "message": "must be printable ASCII"}],
+        headers={"WWW-Authenticate": f'Bearer realm="{REALM}", error="invalid_request", '
+                                     f'error_description="{detail}"'},
+    )
+
+
+def forbidden(detail: str) -> Problem:
+    """403: authenticated, but not allowed to do this."""
+    return Problem(403, detail, problem_type="forbidden", title="Forbidden")
+
+
+def client_address(req: falcon.Request) -> str:
+    """The peer address failed password checks are counted against.
+
+    The socket's peer (``REMOTE_ADDR``), never a client-supplied header:
+    behind a proxy that is the proxy, and the per-account limit is what
+    still holds per client.
+    """
+    return str(req.env.get("REMOTE_ADDR") or "unknown")
+
+
+def principal_of(req: falcon.Request) -> Principal:
+    """The request's principal, set by :class:`AuthMiddleware`."""
+    principal: Principal = req.context.principal
+    return principal
+
+
+def require_admin(req: falcon.Request) -> Principal:
+    """The request's principal if it is an admin.
+
+    Raises:
+        Problem: 403 for a member.
+    """
+    principal: Principal = req.context.principal
+    if principal.role != ADMIN:
+        raise forbidden("only an admin may do this")
+    return principal
+
+
+class ListenerSplit:
+    """Serves ``/metrics`` on the metrics listener only, and nothing else there.
+
+    Only installed when a metrics address is configured, so the API's
+    requests do not pay for it otherwise.
+
+    Args:
+        metrics_port: the port of the metrics listener, compared with
+            ``SERVER_PORT``, which gunicorn sets from the listening socket
+            (not from the client's ``Host`` header).
+    """
+
+    def __init__(self, metrics_port: str) -> None:
+        self._metrics_port = metrics_port
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Raises: Problem: 404 for a route on the wrong listener."""
+        on_metrics_listener = req.env.get("SERVER_PORT") == self._metrics_port
+        if on_metrics_listener != (req.path == _METRICS_PATH):
+            raise Problem(404, "no such route on this address", problem_type="not-found",
+                          title="Not Found")
+
+
+class AuthMiddleware:
+    """Authenticates every guarded request; sets ``req.context.principal``.
+
+    Args:
+        sessions: turns tokens into principals (cached).
+    """
+
+    def __init__(self, sessions: SessionsService) -> None:
+        self._authenticate = sessions.authenticate
+        # (resource class, method) -> whether a principal is needed; a few
+        # dozen entries, filled on first sight.
+        self._guarded: dict[tuple[type[Any], str], bool] = {}
+
+    def process_resource(self, req: falcon.Request, resp: falcon.Response,
+                         resource: object, params: dict[str, Any]) -> None:
+        """Set ``req.context.principal`` or refuse the request.
+
+        Raises:
+            Problem: 401 (no, unknown, expired or revoked token), 400
+                (unprintable Authorization header).
+            Unavailable: the token could not be checked right now (503).
+        """
+        if resource is None:  # no route: Falcon answers 404
+            return
+        key = (type(resource), req.method)
+        guarded = self._guarded.get(key)
+        if guarded is None:
+            guarded = self._guarded[key] = (
+                req.method not in getattr(resource, "anonymous_methods", _NOBODY)
+                and hasattr(resource, "on_" + req.method.lower())
+            )
+        if not guarded:
+            return
+        # The WSGI key itself: get_header() would normalise the name first.
+        header = req.env.get("HTTP_AUTHORIZATION")
+        if header is None:
+            raise _unauthorized("a bearer token is required", None)
+        # The usual shape costs two checks. Its content is not validated
+        # first: only a token this service issued (URL-safe base64) has a
+        # session, so garbage simply fails the lookup, and only then is it
+        # told apart (400 for unprintable bytes, 401 otherwise).
+        if header.startswith(_SCHEME) and len(header) <= _MAX_HEADER_LENGTH:
+            token = header[7:]
+        else:
+            token = _token_or_refusal(header)
+        principal = self._authenticate(token)
+        if principal is None:
+            if not _PRINTABLE_ASCII.fullmatch(header):
+                raise _malformed_header()
+            raise _unauthorized("the token is unknown, expired or revoked", "invalid_token")
+        req.context.principal = principal
+
+
+def _token_or_refusal(header: str) -> str:
+    """The token of a header off the usual shape, or why it is refused.
+
+    The scheme is case-insensitive (RFC 9110 11.1) and may be followed by
+    more than one space.
+
+    Raises:
+        Problem: 400 for bytes outside printable ASCII, 401 otherwise.
+    """
+    if not _PRINTABLE_ASCII.fullmatch(header):
+        # WSGI hands header bytes over as latin-1: NUL, control characters,
+        # UTF-8 (valid or not) all end up here.
+        raise _malformed_header()
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise _unauthorized("a bearer token is required", None)
+    token = token.strip()
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        raise _unauthorized("the token is malformed", "invalid_token")
+    return token

@@ -1,0 +1,311 @@
+"""Sessions: log in with a password, authenticate a bearer token, log out.
+
+A session is an opaque bearer token (``secrets.token_urlsafe(32)``: 32
+random bytes) of which the database keeps only the SHA-256. Whoever reads
+the ``sessions`` table cannot use what they read.
+
+Authenticating a token (every request but a few) goes through the
+process's token cache first, exactly like ``GET /api/users/{id}`` goes
+through the users cache: the cache key is a 63-bit integer taken from the
+token's hash (:func:`token_cache_key`), the cached :class:`Principal`
+carries the full hash, which must match, and the session's expiry, which
+must not have passed. A hit is one dict lookup, no actor hop. A revoked
+session (logout, password change, role change, user deleted — whoever
+did it, wherever) is evicted from every process's token cache by the
+database's NOTIFY (see :mod:`actors.change_listener`); while the listener
+is down, every token is checked against the database. When the database
+cannot be reached at all (no DbWorker holds a connection, or the one asked
+lost it or got no answer), a token still in the cache (stored at most
+``USERMGMT_CACHE_TTL`` seconds ago, and not expired) is accepted, as cached
+user rows are served: no revocation can be committed while the database
+is down. The price, stated plainly: a host cut off from the database by a
+network partition, while another host revokes a token, accepts it until
+the partition heals or the cache entry expires, whichever comes first.
+
+Failed password checks (login, and ``current_password`` when a password
+is changed) are rate limited in the database, per account and per client
+address, so the limit holds across every worker process and host. A
+subject that reached the limit is refused before its password is
+checked, so a refused attempt costs no Argon2 time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from actors.cache import CacheHandle
+from actors.change_listener import Coherence
+from actors.errors import (
+    InvalidCredentials,
+    NotFound,
+    NoWorkerAvailable,
+    RateLimited,
+    Unavailable,
+    WrongPassword,
+)
+from actors.messages import (
+    CreateSession,
+    Credentials,
+    DeleteSession,
+    GetCredentials,
+    GetSession,
+    RecordLoginFailure,
+    SessionRow,
+)
+from app.passwords import Passwords
+from app.worker_client import WorkerClient
+
+__all__ = [
+    "LoginRateLimit",
+    "NewSession",
+    "Principal",
+    "SessionsService",
+    "hash_token",
+    "token_cache_key",
+]
+
+TOKEN_BYTES = 32
+_sha256 = hashlib.sha256
+_compare = hmac.compare_digest
+# The first 8 bytes of a hash, big-endian, without slicing a copy out.
+_FIRST_8_BYTES = struct.Struct(">Q").unpack_from
+# Client addresses are stored as rate-limit subjects: bound what a broken
+# proxy header or a Unix-socket peer could put there.
+_MAX_ADDRESS_LENGTH = 64
+
+
+def hash_token(token: str) -> bytes:
+    """The SHA-256 of a token: what the database stores and looks up."""
+    return hashlib.sha256(token.encode()).digest()
+
+
+def token_cache_key(token_hash: bytes) -> int:
+    """The token cache's key: the hash's first 8 bytes as a 63-bit integer.
+
+    The same as the database's ``session_cache_key(token_hash)``, which
+    names evicted sessions in ``t:<key>`` notifications.
+    """
+    key: int = _FIRST_8_BYTES(token_hash)[0] >> 1
+    return key
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request comes from: a live session's user, role and expiry.
+
+    ``expires_at`` is Unix time. What the token cache holds, too.
+    """
+
+    user_id: int
+    role: str
+    token_hash: bytes = field(repr=False)
+    expires_at: float
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    """A session just created: the token is shown to its owner once."""
+
+    token: str = field(repr=False)
+    user_id: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LoginRateLimit:
+    """At most ``attempts`` failed password checks per ``window`` seconds,
+    per account and per client address."""
+
+    attempts: int = 5
+    window: float = 60.0
+
+
+class SessionsService:
+    """Logins, token authentication and logouts; used from request threads.
+
+    Args:
+        client: asks DbWorkers.
+        passwords: verifies (and re-hashes) passwords in the calling thread.
+        ttl: seconds a new session lives.
+        rate_limit: the failed-check limit.
+        cache: the process's token cache, or None to always ask the database.
+        coherence: whether the change listener keeps the cache coherent.
+        on_login: metrics hook, called with ``success``, ``failure`` or
+            ``rate_limited`` after each login attempt.
+        clock: Unix time (tests pass a fake one).
+    """
+
+    def __init__(
+        self,
+        client: WorkerClient,
+        passwords: Passwords,
+        *,
+        ttl: float = 86_400.0,
+        rate_limit: LoginRateLimit | None = None,
+        cache: CacheHandle[Principal] | None = None,
+        coherence: Coherence | None = None,
+        on_login: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._passwords = passwords
+        self._ttl = ttl
+        self._limit = rate_limit or LoginRateLimit()
+        self._cache = cache
+        self._coherence = coherence or Coherence()
+        self._on_login = on_login
+        self._clock = clock
+
+    # -- the hot path ------------------------------------------------------
+
+    def authenticate(self, token: str) -> Principal | None:
+        """The principal of a live session, or None (unknown, expired, revoked).
+
+        ``token`` must already be a syntactically valid token (printable
+        ASCII of bounded length); see :mod:`app.auth`.
+
+        Raises: Unavailable (the database cannot be asked right now, and
+            the token is not in the cache).
+        """
+        digest = _sha256(token.encode()).digest()
+        key: int = _FIRST_8_BYTES(digest)[0] >> 1
+        cache = self._cache
+        if cache is None:
+            return self._lookup(digest, None, 0)
+        if self._coherence.is_coherent:
+            hit = cache.get(key)
+            if (
+                hit is not None
+                and _compare(hit.token_hash, digest)
+                and hit.expires_at > self._clock()
+            ):
+                return hit
+        try:
+            return self._lookup(digest, cache, key)
+        except Unavailable as exc:
+            if isinstance(exc, NoWorkerAvailable) and self._client.workers.stats().members:
+                # Workers are connected, only busy: the database is up, and a
+                # revocation this process has not heard of may be in it.
+                raise
+            stale = cache.get(key)
+            if (
+                stale is not None
+                and hmac.compare_digest(stale.token_hash, digest)
+                and stale.expires_at > self._clock()
+            ):
+                return stale
+            raise
+
+    def _lookup(self, digest: bytes, cache: CacheHandle[Principal] | None,
+                key: int) -> Principal | None:
+        # Taken before the read: a revocation processed meanwhile makes the
+        # cache refuse this (possibly already revoked) session.
+        read_token = cache.read_token(key) if cache is not None else 0
+        row: SessionRow | None = self._client.ask(GetSession(digest), idempotent=True)
+        if row is None:
+            return None
+        principal = Principal(row.user_id, row.role, digest, row.expires_at)
+        if cache is not None:
+            cache.put(key, principal, read_token)
+        return principal
+
+    # -- logins ------------------------------------------------------------
+
+    def login(self, email: str, password: str, address: str) -> NewSession:
+        """Check a password and open a session.
+
+        An unknown email, a user without a password and a wrong password
+        fail alike and after the same Argon2 work. A hash made with older
+        parameters is replaced by a current one.
+
+        Raises:
+            RateLimited: the account or the address reached the limit.
+            InvalidCredentials: the email or the password is wrong.
+            Unavailable: the database cannot be asked right now.
+        """
+        credentials = self._credentials(GetCredentials(
+            email, None, address[:_MAX_ADDRESS_LENGTH], self._limit.attempts, self._limit.window))
+        if credentials.retry_after is not None:
+            self._count("rate_limited")
+            raise RateLimited("too many failed logins; try again later", credentials.retry_after)
+        stored = credentials.password_hash
+        if not self._passwords.verify(stored, password) or credentials.user_id is None:
+            self._record_failure(credentials)
+            self._count("failure")
+            raise InvalidCredentials("the email or the password is not correct")
+        assert stored is not None
+        rehash = None
+        if self._passwords.needs_rehash(stored):
+            rehash = (stored, self._passwords.hash(password))
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        try:
+            expires_at: datetime = self._client.ask(
+                CreateSession(credentials.user_id, hash_token(token), self._ttl, rehash),
+                idempotent=False,
+            )
+        except NotFound:
+            # Deleted between the check and now.
+            self._count("failure")
+            raise InvalidCredentials("the email or the password is not correct") from None
+        self._count("success")
+        return NewSession(token, credentials.user_id, expires_at)
+
+    def check_password(self, user_id: int, password: str, address: str) -> str:
+        """Verify a user's current password; answers the hash it matched.
+
+        Counted and limited like logins (the account's and the address's
+        failures are shared with login attempts).
+
+        Raises:
+            NotFound: no such user.
+            RateLimited: the account or the address reached the limit.
+            WrongPassword: the password is not the user's (or it has none).
+            Unavailable: the database cannot be asked right now.
+        """
+        credentials = self._credentials(GetCredentials(
+            None, user_id, address[:_MAX_ADDRESS_LENGTH], self._limit.attempts,
+            self._limit.window))
+        if credentials.retry_after is not None:
+            raise RateLimited("too many failed password checks; try again later",
+                              credentials.retry_after)
+        stored = credentials.password_hash
+        if not self._passwords.verify(stored, password):
+            self._record_failure(credentials)
+            raise WrongPassword("the current password is not correct")
+        assert stored is not None
+        return stored
+
+    def logout(self, principal: Principal) -> None:
+        """Revoke the principal's session, here at once and elsewhere by NOTIFY.
+
+        Raises: Unavailable.
+        """
+        self._client.ask(DeleteSession(principal.token_hash), idempotent=False)
+        if self._cache is not None:
+            # This process's next request must not find it, NOTIFY or not.
+            self._cache.invalidate_after_write(token_cache_key(principal.token_hash))
+
+    # -- helpers -----------------------------------------------------------
+
+    def _credentials(self, message: GetCredentials) -> Credentials:
+        credentials: Credentials = self._client.ask(message, idempotent=True)
+        return credentials
+
+    def _record_failure(self, credentials: Credentials) -> None:
+        self._client.ask(RecordLoginFailure(credentials.subjects, self._limit.window),
+                         idempotent=False)
+
+    def _count(self, result: str) -> None:
+        if self._on_login is not None:
+            self._on_login(result)
