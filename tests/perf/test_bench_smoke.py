@@ -1,0 +1,75 @@
+"""Smoke test of the benchmark runner: tiny, but the whole pipeline.
+
+Runs ``python -m perf.bench`` for one second per workload on 200 users and
+checks that the report names both workloads with nonzero throughput on
+the service and on the reference, and that nothing answered 5xx. It
+catches a broken wrk script, reference app or report, not slowness.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 120
+WORKLOADS = ("get_cached", "create")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("wrk") is None,
+                       reason="wrk is not installed (apt-get install wrk)"),
+]
+
+
+def _run_bench(out: Path) -> subprocess.CompletedProcess[str]:
+    """The benchmark, bounded: SIGTERM on timeout (it stops its servers), then SIGKILL."""
+    argv = [sys.executable, "-m", "perf.bench", "--users", "200", "--duration", "1",
+            "--rounds", "1", "--connections", "4", "--only", *WORKLOADS, "--out", str(out)]
+    process = subprocess.Popen(argv, cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.communicate(timeout=45)
+        pytest.fail(f"perf.bench did not finish within {TIMEOUT} s")
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+    return subprocess.CompletedProcess(argv, process.returncode, output, "")
+
+
+def _raw_results(markdown: str) -> dict[str, Any]:
+    match = re.search(r"```json\n(.*?)\n```", markdown, re.DOTALL)
+    assert match, "the report has no raw results block"
+    return dict(json.loads(match.group(1)))
+
+
+@pytest.mark.timeout(TIMEOUT + 60)
+def test_bench_reports_both_servers_without_5xx(tmp_path: Path) -> None:
+    out = tmp_path / "r.md"
+    completed = _run_bench(out)
+    assert completed.returncode == 0, completed.stdout[-4000:]
+    markdown = out.read_text()
+    for name in WORKLOADS:
+        assert re.search(rf"^\| {name} \| \d+ \| \d+ \|", markdown, re.MULTILINE), markdown
+    rows = {row["workload"]: row for row in _raw_results(markdown)["workloads"]}
+    assert set(rows) == set(WORKLOADS)
+    for name, row in rows.items():
+        for side in ("service", "reference"):
+            median = row[side]["median"]
+            assert median["rps"] > 0, f"{name} {side}: no throughput"
+            assert median["s5xx"] == 0, f"{name} {side}: {median['s5xx']} responses >= 500"
