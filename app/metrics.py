@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import psutil
 from prometheus_client import (
@@ -156,22 +157,36 @@ _CACHE_EVICTIONS = {
 }
 
 
+# These hooks run on every request (a cache hit, a query): the labelled
+# children are looked up once, lazily, because ``labels()`` takes a lock and
+# builds a key each time.
+_children: dict[tuple[str, str], Any] = {}
+
+
+def _child(metric: Any, label: str) -> Any:
+    key = (metric._name, label)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(label)
+    return child
+
+
 def count_cache_stat(name: str, n: int) -> None:
     """The cache's stat hook: lookups by result, evictions by reason."""
     result = _CACHE_RESULTS.get(name)
     if result is not None:
-        CACHE_REQUESTS.labels(result).inc(n)
+        _child(CACHE_REQUESTS, result).inc(n)
         return
     reason = _CACHE_EVICTIONS.get(name)
     if reason is not None:
-        CACHE_EVICTIONS.labels(reason).inc(n)
+        _child(CACHE_EVICTIONS, reason).inc(n)
 
 
 def count_token_cache_stat(name: str, n: int) -> None:
     """The token cache's stat hook: lookups by result (evictions are not counted)."""
     result = _CACHE_RESULTS.get(name)
     if result is not None:
-        TOKEN_CACHE_REQUESTS.labels(result).inc(n)
+        _child(TOKEN_CACHE_REQUESTS, result).inc(n)
 
 
 def count_login(result: str) -> None:
@@ -181,12 +196,12 @@ def count_login(result: str) -> None:
 
 def observe_query(operation: str, seconds: float) -> None:
     """The DbWorkers' query hook."""
-    DB_QUERY_DURATION.labels(operation).observe(seconds)
+    _child(DB_QUERY_DURATION, operation).observe(seconds)
 
 
 def count_db_error(kind: str) -> None:
     """The DbWorkers' error hook."""
-    DB_ERRORS.labels(kind).inc()
+    _child(DB_ERRORS, kind).inc()
 
 
 def record_supervisor_event(event: SupervisorEvent) -> None:
