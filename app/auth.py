@@ -63,7 +63,11 @@ REALM = "usermgmt"
 MAX_TOKEN_LENGTH = 256
 
 _SCHEME = "Bearer "
-_MAX_HEADER_LENGTH = len(_SCHEME) + MAX_TOKEN_LENGTH
+_SCHEME_LENGTH = len(_SCHEME)
+_MAX_HEADER_LENGTH = _SCHEME_LENGTH + MAX_TOKEN_LENGTH
+# Methods worth remembering a decision for; any other string a client
+# sends as a method is decided afresh, so it cannot grow the memo.
+_KNOWN_METHODS = frozenset(falcon.constants.COMBINED_METHODS)
 _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
 _METRICS_PATH = "/metrics"
 _NOBODY: frozenset[str] = frozenset()
@@ -152,8 +156,8 @@ class AuthMiddleware:
 
     def __init__(self, sessions: SessionsService) -> None:
         self._authenticate = sessions.authenticate
-        # (resource class, method) -> whether a principal is needed; a few
-        # dozen entries, filled on first sight.
+        # (resource class, method) -> whether a principal is needed; at
+        # most routes x known methods entries, filled on first sight.
         self._guarded: dict[tuple[type[Any], str], bool] = {}
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response,
@@ -167,13 +171,14 @@ class AuthMiddleware:
         """
         if resource is None:  # no route: Falcon answers 404
             return
-        key = (type(resource), req.method)
+        method = req.method
+        key = (type(resource), method)
         guarded = self._guarded.get(key)
         if guarded is None:
-            guarded = self._guarded[key] = (
-                req.method not in getattr(resource, "anonymous_methods", _NOBODY)
-                and hasattr(resource, "on_" + req.method.lower())
-            )
+            guarded = (method not in getattr(resource, "anonymous_methods", _NOBODY)
+                       and hasattr(resource, "on_" + method.lower()))
+            if method in _KNOWN_METHODS:
+                self._guarded[key] = guarded
         if not guarded:
             return
         # The WSGI key itself: get_header() would normalise the name first.
@@ -185,7 +190,7 @@ class AuthMiddleware:
         # session, so garbage simply fails the lookup, and only then is it
         # told apart (400 for unprintable bytes, 401 otherwise).
         if header.startswith(_SCHEME) and len(header) <= _MAX_HEADER_LENGTH:
-            token = header[7:]
+            token = header[_SCHEME_LENGTH:]
         else:
             token = _token_or_refusal(header)
         principal = self._authenticate(token)

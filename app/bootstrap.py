@@ -21,7 +21,7 @@ from psycopg import errors as pg_errors
 from app.passwords import Passwords
 from app.validation import ADMIN_CREATE_FIELDS, ValidationFailed, validate_user
 
-__all__ = ["AdminExists", "create_admin", "read_password"]
+__all__ = ["AdminExists", "create_admin", "explain", "read_password"]
 
 
 class AdminExists(Exception):

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from app.config import ConfigError, Settings
-from app.embedded_db import EmbeddedPostgres, EmbeddedPostgresError
+from app.embedded_db import DataDirInUse, EmbeddedPostgres, EmbeddedPostgresError
 from app.logs import configure_logging
 from app.migrations import apply_migrations
 
@@ -197,7 +197,11 @@ def create_admin(args: argparse.Namespace, settings: Settings) -> int:
     except (ValueError, EOFError) as exc:
         print(f"usermgmt: {exc}", file=sys.stderr)
         return 2
-    url, embedded = _database(settings)
+    try:
+        url, embedded = _database(settings)
+    except DataDirInUse:
+        # `usermgmt serve` owns the embedded server: use it where it runs.
+        url, embedded = EmbeddedPostgres(settings.data_dir).url(), None
     try:
         apply_migrations(url, connect_timeout=settings.db_connect_timeout)
         user_id = create_admin(url, args.email, args.name, password)

@@ -27,6 +27,11 @@ is changed) are rate limited in the database, per account and per client
 address, so the limit holds across every worker process and host. A
 subject that reached the limit is refused before its password is
 checked, so a refused attempt costs no Argon2 time.
+
+A login is therefore two asks around the Argon2 check (the credentials
+and the failure counts; then the new session, or one more failure): the
+rule of one ask per request is broken on purpose, because the check must
+not run inside a DbWorker holding its connection, and logins are rare.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ and the same runtime (actors, caches, metrics, access log):
 The figure reported is the CPU time the worker processes spend per
 request (``psutil``, before and after each run), which is what
 throughput is made of when the workers are the bottleneck and which a
-neighbour loading the machine barely moves; wrk's own throughput is
-reported beside it.
+neighbour loading the machine moves much less than throughput; wrk's own
+throughput is reported beside it.
 
 wrk sends byte-identical requests to both (the same ``Authorization``
 header, ignored by the second) over the same 100 hot ids, so both answer
@@ -277,7 +277,7 @@ def cpu_costs(auth: Side, plain: Side) -> list[float]:
     """1 - unauthenticated/authenticated CPU per request, as :func:`pair_costs` pairs runs.
 
     CPU time per request is what throughput is made of when the workers are
-    the bottleneck, and unlike throughput it barely moves when a neighbour
+    the bottleneck, and it moves much less than throughput when a neighbour
     loads the machine: it is the figure to trust on a shared machine.
     """
     return [1 - p / ((before + after) / 2)
@@ -427,7 +427,8 @@ def render(args: argparse.Namespace, auth: Side, plain: Side, pg_version: str,
         f"per request ({verdict} the {TARGET_COST:.0%} objective): median of {len(by_cpu)} "
         "comparisons, each unauthenticated run against the authenticated runs around it. "
         "With the workers the bottleneck, throughput is CPU per request turned upside "
-        "down, and CPU time barely moves when a neighbour loads the machine. Comparisons: "
+        "down, and CPU time moves much less than throughput when a neighbour loads the "
+        "machine. Comparisons: "
         + ", ".join(f"{c:+.1%}" for c in by_cpu) + ".",
         "",
         f"Measured as wrk throughput directly, the same comparisons give **{cost:.1%}** "

@@ -307,3 +307,16 @@ def test_with_a_metrics_port_metrics_answer_only_there_and_nothing_else_does(
     assert client.simulate_get("/api/users", extras=on_metrics_port).status_code == 404
     assert client.simulate_get("/livez", extras=on_metrics_port).status_code == 404
     assert client.simulate_get("/api/users").status_code == 200
+
+
+def test_made_up_methods_are_not_remembered(runtime: Runtime, admin: Account) -> None:
+    """The middleware's memo of guarded (resource, method) pairs stays bounded."""
+    from app.auth import AuthMiddleware
+    from app.resources.users import UsersCollection
+
+    middleware = AuthMiddleware(runtime.sessions)
+    resource = UsersCollection(runtime.users)
+    for method in [f"X{n}" for n in range(50)] + ["GET", "POST"]:
+        req = falcon.testing.create_req(method=method, path="/api/users", headers=admin.headers)
+        middleware.process_resource(req, falcon.Response(), resource, {})
+    assert set(middleware._guarded) == {(UsersCollection, "GET"), (UsersCollection, "POST")}

@@ -95,8 +95,7 @@ class Server:
 
     def start(self, wait: bool = True) -> Server:
         if not self._admin_created:
-            # Before serve: with the embedded database, create-admin needs
-            # the data directory to itself.
+            # Before serve, so that the token can be had as soon as it is up.
             create_admin(self.env, self.admin.email, self.admin.password)
             self._admin_created = True
         self._log = open(self.log_path, "ab")

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 import requests
 
-from tests.integration.server import Server, free_port, login
+from tests.integration.server import Server, create_admin, free_port, login
 
 pytestmark = pytest.mark.integration
 
@@ -159,3 +159,13 @@ def test_with_a_metrics_bind_metrics_answer_only_there(database_url: str, db: ps
         assert requests.get(running.url + "/metrics", timeout=5).status_code == 404
         assert running.http.get(metrics_url + "/api/users", timeout=5).status_code == 404
         assert running.http.get(running.url + "/api/users", timeout=5).status_code == 200
+
+
+@pytest.mark.slow
+def test_create_admin_works_while_serve_owns_the_embedded_database(tmp_path: Path) -> None:
+    env = {"USERMGMT_DATA_DIR": str(tmp_path / "var"), "DATABASE_URL": "", "USERMGMT_DB_WORKERS": "1"}
+    with Server(env, tmp_path / "server.log", workers=1) as running:
+        create_admin({**running.env}, "second@example.com", "second admin password")
+        session = login(requests.Session(), running.url, "second@example.com", "second admin password")
+        assert session.status_code == 201
+        assert session.json()["user_id"] != running.admin.user_id
