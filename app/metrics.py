@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any
 
@@ -34,7 +35,9 @@ from supervisors import SupervisorEvent
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
+    "IN_FLIGHT",
     "LATENCY_OBJECTIVE_SECONDS",
+    "TALLY",
     "MetricsSampler",
     "exposition",
     "mark_process_dead",
@@ -124,13 +127,132 @@ PROCESS_START_TIME = Gauge(
     multiprocess_mode="liveall")
 
 
+class _Shard:
+    """One thread's counts: written by that thread only, read by :meth:`Tally.flush`."""
+
+    __slots__ = ("counts", "flushed", "flushed_histograms", "histograms", "thread")
+
+    def __init__(self) -> None:
+        self.thread = threading.current_thread()
+        self.counts: dict[Any, float] = {}
+        self.histograms: dict[Any, list[float]] = {}  # child -> [sum, count per bucket...]
+        self.flushed: dict[Any, float] = {}
+        self.flushed_histograms: dict[Any, list[float]] = {}
+
+
+class Tally:
+    """Counts and observations kept per thread, folded into the series by :meth:`flush`.
+
+    Writing a multiprocess series costs a lock and an mmap write; on the
+    hot path (a request, a cache hit, a query) that was most of the price
+    of being observed. Here each thread adds to its own plain dicts, so
+    nothing is shared and nothing is lost without a lock, and
+    :meth:`flush` adds what changed since the last flush to the real
+    series. :class:`MetricsSampler` flushes every second and right before
+    a scrape, and once more when it stops: another worker's latest second
+    may be missing from a scrape, never lost.
+
+    Histogram children are written through ``_sum`` and ``_buckets``
+    (per-bucket counts, as ``Histogram.observe`` keeps them);
+    ``tests/app/test_metrics.py`` checks that a flush exposes exactly what
+    ``observe`` would.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._shards: list[_Shard] = []
+        self._lock = threading.Lock()
+
+    def _shard(self) -> _Shard:
+        try:
+            return self._local.shard  # type: ignore[no-any-return]
+        except AttributeError:
+            shard = self._local.shard = _Shard()
+            with self._lock:
+                self._shards.append(shard)
+            return shard
+
+    def count(self, child: Any, n: float = 1) -> None:
+        """Add ``n`` to a counter child (a ``labels()`` result or an unlabelled counter)."""
+        counts = self._shard().counts
+        counts[child] = counts.get(child, 0) + n
+
+    def observe(self, child: Any, value: float) -> None:
+        """Observe ``value`` on a histogram child."""
+        histograms = self._shard().histograms
+        slots = histograms.get(child)
+        if slots is None:
+            slots = histograms[child] = [0.0] * (len(child._upper_bounds) + 1)
+        slots[0] += value
+        # Bucket i holds the values <= bound i and > bound i-1 (the last bound is +Inf).
+        slots[1 + bisect_left(child._upper_bounds, value)] += 1
+
+    def flush(self) -> None:
+        """Add every thread's counts since the last flush to the series."""
+        with self._lock:
+            for shard in list(self._shards):
+                alive = shard.thread.is_alive()
+                for child, total in list(shard.counts.items()):
+                    delta = total - shard.flushed.get(child, 0)
+                    if delta:
+                        child.inc(delta)
+                        shard.flushed[child] = total
+                for child, slots in list(shard.histograms.items()):
+                    now = list(slots)
+                    last = shard.flushed_histograms.get(child) or [0.0] * len(now)
+                    if now == last:
+                        continue
+                    if now[0] != last[0]:
+                        child._sum.inc(now[0] - last[0])
+                    for bucket, (n, was) in enumerate(zip(now[1:], last[1:], strict=True)):
+                        if n != was:
+                            child._buckets[bucket].inc(n - was)
+                    shard.flushed_histograms[child] = now
+                if not alive:  # a restarted actor's old thread: nothing more will come
+                    self._shards.remove(shard)
+
+
+TALLY = Tally()
+
+
+class InFlight:
+    """Requests being handled in this process, sampled into the in-flight gauge.
+
+    A set rather than ``Gauge.inc``/``dec``: adding and discarding are
+    atomic under the GIL and cost a fraction of two writes to the
+    multiprocess file, and a gauge is a sample anyway. :class:`MetricsSampler`
+    sets the gauge every second and right before a scrape (which counts
+    itself).
+    """
+
+    def __init__(self) -> None:
+        self._active: set[object] = set()
+
+    def enter(self, request: object) -> None:
+        self._active.add(request)
+
+    def leave(self, request: object) -> None:
+        self._active.discard(request)
+
+    def __len__(self) -> int:
+        return len(self._active)
+
+    def sample(self) -> None:
+        HTTP_IN_FLIGHT.set(len(self._active))
+
+
+IN_FLIGHT = InFlight()
+
+
 def multiprocess_enabled() -> bool:
     """Whether metrics go to a multiprocess directory."""
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 
 def exposition() -> bytes:
-    """The text exposition of every process's metrics."""
+    """The text exposition of every process's metrics (this one's flushed first)."""
+    IN_FLIGHT.sample()
+    TALLY.flush()
     if multiprocess_enabled():
         registry = CollectorRegistry()
         prom_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
@@ -175,18 +297,18 @@ def count_cache_stat(name: str, n: int) -> None:
     """The cache's stat hook: lookups by result, evictions by reason."""
     result = _CACHE_RESULTS.get(name)
     if result is not None:
-        _child(CACHE_REQUESTS, result).inc(n)
+        TALLY.count(_child(CACHE_REQUESTS, result), n)
         return
     reason = _CACHE_EVICTIONS.get(name)
     if reason is not None:
-        _child(CACHE_EVICTIONS, reason).inc(n)
+        TALLY.count(_child(CACHE_EVICTIONS, reason), n)
 
 
 def count_token_cache_stat(name: str, n: int) -> None:
     """The token cache's stat hook: lookups by result (evictions are not counted)."""
     result = _CACHE_RESULTS.get(name)
     if result is not None:
-        _child(TOKEN_CACHE_REQUESTS, result).inc(n)
+        TALLY.count(_child(TOKEN_CACHE_REQUESTS, result), n)
 
 
 def count_login(result: str) -> None:
@@ -194,9 +316,14 @@ def count_login(result: str) -> None:
     LOGINS.labels(result).inc()
 
 
+def observe_checkout_wait(seconds: float) -> None:
+    """The worker pool's checkout hook (every database request)."""
+    TALLY.observe(DB_CHECKOUT_WAIT, seconds)
+
+
 def observe_query(operation: str, seconds: float) -> None:
     """The DbWorkers' query hook."""
-    _child(DB_QUERY_DURATION, operation).observe(seconds)
+    TALLY.observe(_child(DB_QUERY_DURATION, operation), seconds)
 
 
 def count_db_error(kind: str) -> None:
@@ -239,6 +366,7 @@ class MetricsSampler:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+        TALLY.flush()
 
     def sample_now(self) -> None:
         """Take one sample at once (also used right before a scrape)."""
@@ -248,6 +376,8 @@ class MetricsSampler:
             PROCESS_CPU.set(times.user + times.system)
             PROCESS_THREADS.set(self._process.num_threads())
             PROCESS_OPEN_FDS.set(self._process.num_fds())
+        IN_FLIGHT.sample()
+        TALLY.flush()
         self._sample()
 
     def _run(self) -> None:

@@ -16,16 +16,23 @@ whose percent-decoded bytes are not UTF-8 or hold control characters
 The access line is written straight to stderr with one ``os.write`` (a
 line under PIPE_BUF is never interleaved with another process's), not
 through ``logging``: it is on the hot path of every request, and the
-logging machinery would cost more than the rest of the bookkeeping.
+logging machinery would cost more than the rest of the bookkeeping. For
+the same reason the line is formatted rather than serialised (every field
+is either a number or drawn from a JSON-safe set: validated or generated
+request ids, methods, route templates encoded once), the timestamp's
+seconds are formatted once a second, generated request ids come from a
+per-process PRNG rather than ``os.urandom`` (they must be unique, not
+secret), requests in flight are a set sampled into the gauge rather than
+a gauge written twice per request, and the counts go through
+:data:`app.metrics.TALLY` (per-thread, flushed every second).
 """
 
 from __future__ import annotations
 
 import os
+import random
 import re
 import time
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -57,6 +64,10 @@ class RequestMiddleware:
         self._metrics = metrics_enabled
         self._access_log = access_log
         self._pid = os.getpid()
+        # Seeded from os.urandom when the middleware is built, i.e. after the fork.
+        self._random = random.Random()
+        self._stamp = (0, "")  # (Unix second, its ISO 8601 text), replaced whole
+        self._routes: dict[str, str] = {}  # route template -> its JSON string
         # prometheus_client's labels() takes a lock and hashes the label
         # values; the children for the few (method, route, status) triples a
         # service sees are looked up here instead.
@@ -68,12 +79,12 @@ class RequestMiddleware:
         if supplied is not None and _SAFE_REQUEST_ID.fullmatch(supplied):
             request_id = supplied
         else:
-            request_id = uuid.uuid4().hex
+            request_id = f"{self._random.getrandbits(128):032x}"
         req.context.request_id = request_id
         req.context.token = REQUEST_ID.set(request_id)
         req.context.started = time.perf_counter()
         if self._metrics:
-            metrics.HTTP_IN_FLIGHT.inc()
+            metrics.IN_FLIGHT.enter(req)
         # Refused only now, so that the answer is counted and logged with
         # a request id like any other.
         if supplied is not None and request_id is not supplied and _hostile(supplied):
@@ -94,34 +105,38 @@ class RequestMiddleware:
         status = resp.status_code
         method = req.method if req.method in _METHODS else "OTHER"
         if self._metrics:
-            metrics.HTTP_IN_FLIGHT.dec()
+            metrics.IN_FLIGHT.leave(req)
             self._count(method, route, status, elapsed)
         if self._access_log:
-            line = orjson.dumps({
-                "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                "level": "info",
-                "logger": "usermgmt.access",
-                "request_id": request_id,
-                "method": method,
-                "route": route,
-                "status": status,
-                "duration_ms": round(elapsed * 1000, 3),
-                "pid": self._pid,
-            }, option=orjson.OPT_APPEND_NEWLINE)
-            os.write(_STDERR, line)
+            route_json = self._routes.get(route)
+            if route_json is None:
+                route_json = self._routes[route] = orjson.dumps(route).decode()
+            line = (f'{{"time":"{self._timestamp()}","level":"info","logger":"usermgmt.access",'
+                    f'"request_id":"{request_id}","method":"{method}","route":{route_json},'
+                    f'"status":{status},"duration_ms":{elapsed * 1000:.3f},"pid":{self._pid}}}\n')
+            os.write(_STDERR, line.encode())
         REQUEST_ID.reset(req.context.token)
+
+    def _timestamp(self) -> str:
+        """Now in ISO 8601 with milliseconds, UTC (as ``datetime.isoformat``)."""
+        now = time.time()
+        second = int(now)
+        stamp = self._stamp
+        if stamp[0] != second:
+            stamp = self._stamp = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        return f"{stamp[1]}.{int((now - second) * 1000):03d}+00:00"
 
     def _count(self, method: str, route: str, status: int, elapsed: float) -> None:
         key = (method, route, status)
         counter = self._counters.get(key)
         if counter is None:
             counter = self._counters[key] = metrics.HTTP_REQUESTS.labels(method, route, str(status))
-        counter.inc()
+        metrics.TALLY.count(counter)
         hkey = (method, route)
         histogram = self._histograms.get(hkey)
         if histogram is None:
             histogram = self._histograms[hkey] = metrics.HTTP_DURATION.labels(method, route)
-        histogram.observe(elapsed)
+        metrics.TALLY.observe(histogram, elapsed)
 
 
 def _hostile(value: str) -> bool:

@@ -85,7 +85,7 @@ class Runtime:
         self._sampler: MetricsSampler | None = None
         self.connections: ConnectionPool | None = None
         self.workers = WorkerPool(
-            on_wait=metrics.DB_CHECKOUT_WAIT.observe if instrumented else None,
+            on_wait=metrics.observe_checkout_wait if instrumented else None,
             on_timeout=metrics.DB_CHECKOUT_TIMEOUTS.inc if instrumented else None,
             queue_target=settings.queue_target,
             queue_interval=settings.queue_interval,
@@ -297,6 +297,8 @@ class Runtime:
         if root is not None:
             with contextlib.suppress(pykka.ActorDeadError):
                 root.stop(block=True, timeout=timeout)
+        if self._instrumented:
+            metrics.TALLY.flush()  # what the actors counted while stopping
         connections, self.connections = self.connections, None
         if connections is not None:
             connections.close(timeout=timeout)

@@ -65,10 +65,24 @@ def test_each_metric_moves_when_its_event_happens(server: Server, db: psycopg.Co
     db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'usermgmt'")
     for _ in range(10):
         server.http.get(server.url + "/api/users", timeout=5)
-    after = scrape(server)
+    after: Samples = {}
 
     def moved(name: str, **labels: str) -> float:
         return total(after, name, **labels) - total(before, name, **labels)
+
+    def caught_up() -> bool:
+        # Each worker folds its hot-path counts into the shared files every
+        # second; the scraped worker folds its own first.
+        nonlocal after
+        after = scrape(server)
+        return (moved("usermgmt_http_request_duration_seconds_count", method="GET", route="/api/users") >= 10
+                and moved("usermgmt_http_requests_total", method="POST", route="/api/users", status="201") >= 1
+                and moved("usermgmt_http_requests_total", status="404") >= 1
+                and moved("usermgmt_cache_requests_total", result="hit") >= 1
+                and moved("usermgmt_cache_requests_total", result="miss") >= 1
+                and moved("usermgmt_db_query_duration_seconds_count", operation="create") >= 1)
+
+    assert eventually(caught_up)
 
     assert moved("usermgmt_http_requests_total", method="POST", route="/api/users", status="201") == 1
     assert moved("usermgmt_http_requests_total", method="GET", route="/api/users/{user_id:int(min=1)}", status="404") == 1
