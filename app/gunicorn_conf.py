@@ -15,6 +15,7 @@ show up in /metrics as a phantom process.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -36,7 +37,15 @@ limit_request_field_size = 4096
 
 
 def post_worker_init(worker: Any) -> None:
-    """Mark the worker draining as soon as it is told to stop."""
+    """Freeze the start-up heap; mark the worker draining as soon as it is told to stop.
+
+    Everything built so far (modules, the app, the actor tree) lives as
+    long as the worker: ``gc.freeze()`` takes it out of the collector's
+    sight, so a full collection no longer walks a few hundred thousand
+    objects that can never be garbage (a pause of tens of milliseconds, in
+    whichever request happened to allocate at the time).
+    """
+    gc.freeze()
     previous = signal.getsignal(signal.SIGTERM)
 
     from app import wsgi
