@@ -60,15 +60,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import falcon
 import falcon.testing
-import psutil
 
+from perf.paired import Side, alternate, cpu_costs, pair_costs
 from perf.report import environment
 from perf.servers import (
     ServerProcess,
@@ -80,7 +80,7 @@ from perf.servers import (
     server_version,
     service_command,
 )
-from perf.wrk_runner import WrkResult, median_result, run_wrk, wrk_version
+from perf.wrk_runner import WrkResult, run_wrk, wrk_version
 
 __all__ = ["app_without_authentication", "main"]
 
@@ -251,48 +251,6 @@ def time_apps_in_process(database_url: str, token: str, users: int, batches: int
 # -- the run -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Side:
-    name: str
-    rounds: list[WrkResult]
-    # CPU seconds (user + system) the worker processes spent per request, per run.
-    cpu_us: list[float] = field(default_factory=list)
-
-    @property
-    def median(self) -> WrkResult:
-        return median_result(self.rounds)
-
-
-def workers_cpu_seconds(server: ServerProcess) -> float:
-    """User + system CPU time of the server's worker processes so far."""
-    total = 0.0
-    for pid in server.worker_pids():
-        with contextlib.suppress(psutil.Error):
-            times = psutil.Process(pid).cpu_times()
-            total += times.user + times.system
-    return total
-
-
-def cpu_costs(auth: Side, plain: Side) -> list[float]:
-    """1 - unauthenticated/authenticated CPU per request, as :func:`pair_costs` pairs runs.
-
-    CPU time per request is what throughput is made of when the workers are
-    the bottleneck, and it moves much less than throughput when a neighbour
-    loads the machine: it is the figure to trust on a shared machine.
-    """
-    return [1 - p / ((before + after) / 2)
-            for before, p, after in zip(auth.cpu_us, plain.cpu_us, auth.cpu_us[1:], strict=False)
-            if before and after]
-
-
-def pair_costs(auth: Side, plain: Side) -> list[float]:
-    """1 - authenticated/unauthenticated throughput, each unauthenticated run
-    against the mean of the authenticated runs around it (A B A B ... A)."""
-    return [1 - (before.rps + after.rps) / 2 / p.rps
-            for before, p, after in zip(auth.rounds, plain.rounds, auth.rounds[1:], strict=False)
-            if p.rps]
-
-
 @contextlib.contextmanager
 def running(server: ServerProcess) -> Iterator[ServerProcess]:
     try:
@@ -363,24 +321,21 @@ def measure(args: argparse.Namespace, workdir: Path
             workdir / "unauthenticated.log", args.workers)
         with running(authenticated), running(unauthenticated):
             token = log_in(authenticated.url, password)
-            sides = (Side("authenticated", []), Side("unauthenticated", []))
+            sides = (Side("authenticated"), Side("unauthenticated"))
             servers = {"authenticated": authenticated, "unauthenticated": unauthenticated}
             for side in sides:
                 _wrk(servers[side.name], args, token, args.warmup)
             loads = []
-            schedule = [sides[0], sides[1]] * args.rounds + [sides[0]]
-            for n, side in enumerate(schedule):
-                server = servers[side.name]
-                cpu_before = workers_cpu_seconds(server)
-                result = _wrk(server, args, token, args.duration)
-                cpu = (workers_cpu_seconds(server) - cpu_before) / max(result.requests, 1) * 1e6
-                side.rounds.append(result)
-                side.cpu_us.append(cpu)
+
+            def report(side: Side, n: int, result: WrkResult, cpu: float) -> None:
                 print(f"  {side.name:<16} run {n + 1}: {result.rps:8.0f} rps"
                       f"  {cpu:6.1f} µs CPU/request  p99 {result.p99_ms:.2f} ms"
                       f"  2xx {result.s2xx} 4xx {result.s4xx} 5xx {result.s5xx}", flush=True)
                 if side is sides[1]:
                     loads.append(os.getloadavg()[0])
+
+            alternate((sides[0], authenticated), (sides[1], unauthenticated), args.rounds,
+                      lambda server: _wrk(server, args, token, args.duration), report)
         in_process = InProcess(*time_apps_in_process(url, token, args.users))
         print(f"  in process: authenticated {in_process.auth_us:.1f} µs, unauthenticated "
               f"{in_process.plain_us:.1f} µs per request; cost {in_process.cost:.1%}", flush=True)
