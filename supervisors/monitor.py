@@ -42,6 +42,7 @@ import pykka
 from pykka import ActorDeadError, ActorRegistry
 
 from supervisors.errors import CrashError
+from supervisors.latch import LatchFuture, new_inbox
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -162,6 +163,15 @@ class MonitoredActor(pykka.ThreadingActor):
 
     _monitor_link: Link | None = None
     _monitored_origin: type[pykka.ThreadingActor] = pykka.ThreadingActor
+
+    # Lighter than pykka's queue.Queue and Condition-based future; see supervisors.latch.
+    @staticmethod
+    def _create_actor_inbox() -> Any:
+        return new_inbox()
+
+    @staticmethod
+    def _create_future() -> pykka.Future[Any]:
+        return LatchFuture()
 
     def _link(self) -> Link:
         if self._monitor_link is None:
