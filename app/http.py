@@ -24,6 +24,9 @@ __all__ = [
 JSON = "application/json"
 MERGE_PATCH_JSON = "application/merge-patch+json"
 MAX_BODY_BYTES = 64 * 1024
+# How much of an oversized chunked body is read and dropped so that the
+# client reliably gets its 413 (see _discard).
+DRAIN_LIMIT = 1024 * 1024
 # orjson nests up to 1024 levels; nothing here needs more than 2.
 MAX_JSON_DEPTH = 16
 
@@ -75,6 +78,21 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
+def _discard(stream: Any) -> None:
+    """Read and drop the rest of an oversized chunked body, up to :data:`DRAIN_LIMIT`.
+
+    Closing a connection with unread bytes in its receive buffer makes the
+    kernel reset it, and the client, still sending, may then lose the 413
+    it was about to read. Past the limit the connection is cut regardless.
+    """
+    left = DRAIN_LIMIT
+    while left > 0:
+        chunk = stream.read(min(left, 64 * 1024))
+        if not chunk:
+            return
+        left -= len(chunk)
+
+
 def read_json(req: falcon.Request) -> Any:
     """Read and decode the JSON body, at most :data:`MAX_BODY_BYTES`.
 
@@ -92,6 +110,8 @@ def read_json(req: falcon.Request) -> Any:
     stream = req.bounded_stream if length is not None else req.stream
     raw = stream.read(MAX_BODY_BYTES + 1)
     if len(raw) > MAX_BODY_BYTES:
+        if length is None:
+            _discard(stream)
         raise _too_large()
     if not raw.strip():
         raise Problem(400, "the request body is empty; a JSON object is required",
