@@ -25,6 +25,11 @@ What it does, everything bounded in time and stopped at the end:
    takes the median; worker RSS is read before and after;
 4. measures open-loop latency of cached GETs at ``--rate-fraction`` of the
    measured peak (``perf/constant_rate.py``: wrk2 is not packaged);
+   then, unless ``--no-ceiling``, get_cached against a Falcon app that
+   answers constant bytes (``perf/reference/floor.py``) under the same
+   gunicorn settings, alternating with the reference: the
+   ``get_cached_ceiling`` row, whose ratio is the highest any service can
+   reach with these settings on this machine;
 5. optionally (``--soak N``) sends N cached GETs to the service and
    reports its workers' RSS before, during and after;
 6. prints the table and writes it, with the environment, to ``--out``.
@@ -115,6 +120,12 @@ WORKLOADS: tuple[Workload, ...] = (
              "80% GET Zipf(s=1.1) ids, 8% list, 5% create, 5% PATCH If-Match: *, 2% DELETE"),
 )
 WORKLOAD_NAMES = tuple(w.name for w in WORKLOADS)
+# Not a workload of the service: perf/reference/floor.py in the service's
+# column, so that its ratio is the highest one any app could reach here.
+CEILING = Workload("get_cached_ceiling", "get_cached",
+                   "get_cached answered with constant bytes by Falcon alone (perf/reference/floor.py) "
+                   "under the same gunicorn settings, in the service column: the ratio no service "
+                   "can exceed")
 
 
 # -- command line ---------------------------------------------------------
@@ -154,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate-fraction", type=float, default=0.5,
                         help="open-loop cached GETs at this fraction of the measured peak "
                              "(0: skip; needs get_cached)")
+    parser.add_argument("--no-ceiling", dest="ceiling", action="store_false",
+                        help="skip the constant-answer server measured after get_cached")
     parser.add_argument("--soak", type=int, default=0, metavar="N",
                         help="send N cached GETs to the service and report RSS (0: skip)")
     parser.add_argument("--soak-max-seconds", type=float, default=900.0,
@@ -202,6 +215,13 @@ def _service(spec: ServerSpec, database_url: str, name: str,
     env = {"DATABASE_URL": database_url, **spec.service_env, **(extra_env or {})}
     return ServerProcess(name, service_command(port, spec.workers, spec.threads), env, port,
                          spec.log_dir / f"{name.replace(' ', '_')}.log", spec.workers)
+
+
+def _ceiling(spec: ServerSpec) -> ServerProcess:
+    port = free_port()
+    return ServerProcess("ceiling", reference_command(port, spec.workers, spec.threads,
+                                                      "perf.reference.floor:get_app()"),
+                         {}, port, spec.log_dir / "ceiling.log", spec.workers)
 
 
 def _reference(spec: ServerSpec, database_url: str, auth: bool) -> ServerProcess:
@@ -432,6 +452,10 @@ def run_workloads(args: argparse.Namespace, load: LoadSettings, spec: ServerSpec
             if workload.name == "get_cached" and args.rate_fraction > 0:
                 outcome.open_loop = measure_open_loop(load, row, args.rate_fraction, service,
                                                       reference)
+            if workload.name == "get_cached" and args.ceiling:
+                with running(_ceiling(spec)) as ceiling:
+                    warm_up(load, (ceiling,), min(args.warmup, args.duration))
+                    outcome.rows.append(measure_workload(load, CEILING, ceiling, reference))
         if args.soak > 0:
             outcome.soak = soak(load, service, args.soak, args.soak_max_seconds)
 
@@ -463,6 +487,9 @@ def report_notes(args: argparse.Namespace, outcome: Outcome) -> list[str]:
         "The reference sends no ETag on list pages and encodes with stdlib json (Falcon's "
         "default media handler; bodies a few % larger than the service's orjson).",
         "RSS counts copy-on-write pages shared with the master in each worker.",
+        "get_cached_ceiling: the service column is perf/reference/floor.py (constant bytes, no "
+        "middleware, no database) under the same gunicorn settings; its ratio bounds every "
+        "other ratio in the table.",
         ("Both servers used the one database given by --database-url (they see each other's "
          "writes)." if outcome.databases_shared else
          "Each server had its own database (same schema and seed) in one embedded PostgreSQL."),

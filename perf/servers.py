@@ -87,13 +87,14 @@ def service_command(port: int, workers: int, threads: int) -> list[str]:
             "--threads", str(threads)]
 
 
-def reference_command(port: int, workers: int, threads: int) -> list[str]:
+def reference_command(port: int, workers: int, threads: int,
+                      app: str = "perf.reference.app:get_app()") -> list[str]:
     """gunicorn with the settings ``usermgmt serve`` uses (gthread, 30 s timeouts)."""
     script = _venv_script("gunicorn")
     base = [str(script)] if script else [sys.executable, "-m", "gunicorn"]
     return [*base, "-k", "gthread", "-w", str(workers), "--threads", str(threads),
             "--bind", f"127.0.0.1:{port}", "--timeout", "30", "--graceful-timeout", "30",
-            "--name", "usermgmt-reference", "perf.reference.app:get_app()"]
+            "--name", "usermgmt-reference", app]
 
 
 # -- database -------------------------------------------------------------
