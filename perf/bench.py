@@ -29,7 +29,8 @@ What it does, everything bounded in time and stopped at the end:
    answers constant bytes (``perf/reference/floor.py``) under the same
    gunicorn settings, alternating with the reference: the
    ``get_cached_ceiling`` row, whose ratio is the highest any service can
-   reach with these settings on this machine;
+   reach with these settings on this machine, and its open-loop latency at
+   ``--rate-fraction`` of its own peak (the latency floor);
 5. optionally (``--soak N``) sends N cached GETs to the service and
    reports its workers' RSS before, during and after;
 6. prints the table and writes it, with the environment, to ``--out``.
@@ -327,11 +328,9 @@ def hot_paths(users: int) -> list[str]:
     return [f"/api/users/{(i * 997) % users + 1}" for i in range(min(HOT_COUNT, users))]
 
 
-def measure_open_loop(load: LoadSettings, cached: WorkloadRow, fraction: float,
-                      service: ServerProcess, reference: ServerProcess) -> list[ConstantRateRow]:
-    """Cached GETs at ``fraction`` of each server's peak, then both at the same rate."""
+def _open_loop_row(load: LoadSettings, name: str, service: ServerProcess, service_rate: float,
+                   reference: ServerProcess, reference_rate: float) -> ConstantRateRow:
     paths = hot_paths(load.users)
-    peak_service, peak_reference = cached.service.median.rps, cached.reference.median.rps
 
     def run(server: ServerProcess, rate: float) -> ConstantRateResult:
         result = run_constant_rate(server.url, paths, max(rate, 1.0), load.duration,
@@ -341,19 +340,24 @@ def measure_open_loop(load: LoadSettings, cached: WorkloadRow, fraction: float,
               f"  p99.9 {result.p999_ms:.1f} ms", flush=True)
         return result
 
-    def row(name: str, service_rate: float, reference_rate: float) -> ConstantRateRow:
-        load.settle()
-        start = load.noise.snapshot()
-        service_result = run(service, service_rate)
-        reference_result = run(reference, reference_rate)
-        return ConstantRateRow(name, service_result, reference_result,
-                               CpuNoise.other_cores(start, load.noise.snapshot()))
+    load.settle()
+    start = load.noise.snapshot()
+    service_result = run(service, service_rate)
+    reference_result = run(reference, reference_rate)
+    return ConstantRateRow(name, service_result, reference_result,
+                           CpuNoise.other_cores(start, load.noise.snapshot()))
 
+
+def measure_open_loop(load: LoadSettings, cached: WorkloadRow, fraction: float,
+                      service: ServerProcess, reference: ServerProcess) -> list[ConstantRateRow]:
+    """Cached GETs at ``fraction`` of each server's peak, then both at the same rate."""
+    peak_service, peak_reference = cached.service.median.rps, cached.reference.median.rps
     common = fraction * min(peak_service, peak_reference)
     return [
-        row(f"get_cached open loop @ {fraction:.0%} of own peak", fraction * peak_service,
-            fraction * peak_reference),
-        row(f"get_cached open loop @ {common:.0f} rps both", common, common),
+        _open_loop_row(load, f"get_cached open loop @ {fraction:.0%} of own peak",
+                       service, fraction * peak_service, reference, fraction * peak_reference),
+        _open_loop_row(load, f"get_cached open loop @ {common:.0f} rps both",
+                       service, common, reference, common),
     ]
 
 
@@ -455,7 +459,14 @@ def run_workloads(args: argparse.Namespace, load: LoadSettings, spec: ServerSpec
             if workload.name == "get_cached" and args.ceiling:
                 with running(_ceiling(spec)) as ceiling:
                     warm_up(load, (ceiling,), min(args.warmup, args.duration))
-                    outcome.rows.append(measure_workload(load, CEILING, ceiling, reference))
+                    ceiling_row = measure_workload(load, CEILING, ceiling, reference)
+                    outcome.rows.append(ceiling_row)
+                    if args.rate_fraction > 0:
+                        # The latency floor: the ceiling server at the same share of its peak.
+                        outcome.open_loop.append(_open_loop_row(
+                            load, f"get_cached_ceiling open loop @ {args.rate_fraction:.0%} of own peak",
+                            ceiling, args.rate_fraction * ceiling_row.service.median.rps,
+                            reference, args.rate_fraction * ceiling_row.reference.median.rps))
         if args.soak > 0:
             outcome.soak = soak(load, service, args.soak, args.soak_max_seconds)
 
@@ -489,7 +500,8 @@ def report_notes(args: argparse.Namespace, outcome: Outcome) -> list[str]:
         "RSS counts copy-on-write pages shared with the master in each worker.",
         "get_cached_ceiling: the service column is perf/reference/floor.py (constant bytes, no "
         "middleware, no database) under the same gunicorn settings; its ratio bounds every "
-        "other ratio in the table.",
+        "other ratio in the table, and its open-loop row is the latency floor at that share "
+        "of peak.",
         ("Both servers used the one database given by --database-url (they see each other's "
          "writes)." if outcome.databases_shared else
          "Each server had its own database (same schema and seed) in one embedded PostgreSQL."),
