@@ -214,6 +214,7 @@ class DbWorker(pykka.ThreadingActor):
         self._on_query = on_query
         self._on_error = on_error
         self._conn: psycopg.Connection[Any] | None = None
+        self._cursor: psycopg.Cursor[Any] | None = None
         self._attempts = 0
         self._retry_timer: threading.Timer | None = None
 
@@ -262,6 +263,7 @@ class DbWorker(pykka.ThreadingActor):
             timer.cancel()
         self._workers.unregister(self.actor_ref)
         conn, self._conn = self._conn, None
+        self._cursor = None
         if conn is not None:
             with contextlib.suppress(Exception):
                 self._connections.putconn(conn)
@@ -334,11 +336,22 @@ class DbWorker(pykka.ThreadingActor):
             self._on_error(kind)
 
     @property
-    def _db(self) -> psycopg.Connection[Any]:
+    def _db(self) -> psycopg.Cursor[Any]:
+        """The cursor every statement of this worker runs on.
+
+        One per connection, reused: ``Connection.execute`` builds a cursor
+        per statement, which cost about a third of a primary-key SELECT's
+        client-side time. The actor runs one message at a time and every
+        handler fetches its rows before the next statement, so one cursor
+        is enough.
+        """
+        cursor = self._cursor
         conn = self._conn
         if conn is None:
             raise DatabaseUnavailable("worker has no connection")
-        return conn
+        if cursor is None or cursor.connection is not conn:
+            cursor = self._cursor = conn.cursor()
+        return cursor
 
     def _get(self, msg: GetUser) -> User:
         row = self._db.execute(_SELECT_ONE, (msg.user_id,)).fetchone()
@@ -365,7 +378,7 @@ class DbWorker(pykka.ThreadingActor):
         return User(*row)
 
     def _update(self, msg: UpdateUser) -> User:
-        conn = self._db
+        cur = self._db
         # If-Match: * (an empty tuple) only requires the row to exist,
         # which the WHERE id = ... already does.
         if_version = bool(msg.if_match)
@@ -378,15 +391,15 @@ class DbWorker(pykka.ThreadingActor):
             params.append(msg.expected_password_hash)
         statement = _UPDATES[if_version, if_hash]
         if msg.password_hash is None:
-            row = conn.execute(statement, params).fetchone()
+            row = cur.execute(statement, params).fetchone()
         else:
             # A new password ends every other session of the user, in the
             # same transaction: no moment where both the old password's
             # sessions and the new password are valid.
-            with conn.transaction():
-                row = conn.execute(statement, params).fetchone()
+            with cur.connection.transaction():
+                row = cur.execute(statement, params).fetchone()
                 if row is not None:
-                    conn.execute(_DELETE_OTHER_SESSIONS, (msg.user_id, msg.keep_session))
+                    cur.execute(_DELETE_OTHER_SESSIONS, (msg.user_id, msg.keep_session))
         if row is not None:
             return User(*row)
         self._explain_miss(msg.user_id, msg.if_match)
@@ -394,11 +407,11 @@ class DbWorker(pykka.ThreadingActor):
         raise WrongPassword("the current password is not correct")
 
     def _delete(self, msg: DeleteUser) -> int:
-        conn = self._db
+        cur = self._db
         if not msg.if_match:
-            row = conn.execute(_DELETE, (msg.user_id,)).fetchone()
+            row = cur.execute(_DELETE, (msg.user_id,)).fetchone()
         else:
-            row = conn.execute(_DELETE_IF_VERSION, (msg.user_id, list(msg.if_match))).fetchone()
+            row = cur.execute(_DELETE_IF_VERSION, (msg.user_id, list(msg.if_match))).fetchone()
         if row is not None:
             return int(row[0])
         self._explain_miss(msg.user_id, msg.if_match)
@@ -425,37 +438,37 @@ class DbWorker(pykka.ThreadingActor):
     # meanwhile; the request thread does it between two messages) --------
 
     def _credentials(self, msg: GetCredentials) -> Credentials:
-        conn = self._db
+        cur = self._db
         if msg.user_id is not None:
-            row = conn.execute(_CREDENTIALS_BY_ID, (msg.user_id,)).fetchone()
+            row = cur.execute(_CREDENTIALS_BY_ID, (msg.user_id,)).fetchone()
             if row is None:
                 raise NotFound(f"user {msg.user_id} does not exist")
         else:
-            row = conn.execute(_CREDENTIALS_BY_EMAIL, (msg.email, msg.email)).fetchone()
+            row = cur.execute(_CREDENTIALS_BY_EMAIL, (msg.email, msg.email)).fetchone()
             assert row is not None
         subjects = (str(row[0]), "a:" + msg.address)
-        wait = conn.execute(
+        wait = cur.execute(
             _RETRY_AFTER, {"subjects": list(subjects), "window": msg.window, "limit": msg.limit}
         ).fetchone()
         retry_after = None if wait is None or wait[0] is None else max(1, int(wait[0]))
         return Credentials(subjects, row[1], row[2], row[3], retry_after)
 
     def _record_failure(self, msg: RecordLoginFailure) -> None:
-        conn = self._db
-        conn.execute(_RECORD_FAILURE, (list(msg.subjects),))
-        conn.execute(_PRUNE_FAILURES, (msg.window,))
+        cur = self._db
+        cur.execute(_RECORD_FAILURE, (list(msg.subjects),))
+        cur.execute(_PRUNE_FAILURES, (msg.window,))
 
     def _create_session(self, msg: CreateSession) -> datetime:
-        conn = self._db
+        cur = self._db
         try:
-            with conn.transaction():
-                conn.execute(_PRUNE_SESSIONS, (msg.user_id,))
-                row = conn.execute(
+            with cur.connection.transaction():
+                cur.execute(_PRUNE_SESSIONS, (msg.user_id,))
+                row = cur.execute(
                     _INSERT_SESSION, (msg.token_hash, msg.user_id, msg.ttl)
                 ).fetchone()
                 if msg.rehash is not None:
                     old, new = msg.rehash
-                    conn.execute(_REHASH, (new, msg.user_id, old))
+                    cur.execute(_REHASH, (new, msg.user_id, old))
         except pg_errors.ForeignKeyViolation:
             raise NotFound(f"user {msg.user_id} does not exist") from None
         assert row is not None
