@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -13,15 +13,7 @@ import pytest
 from actors.cache import CacheActor, CacheHandle, Sync
 from actors.change_listener import ChangeListener, Coherence
 from supervisors import ChildSpec, Supervisor
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
+from tests.waiting import wait_until
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import falcon.testing
@@ -15,17 +14,9 @@ from app.passwords import Passwords
 from app.runtime import Runtime
 from tests.app.conftest import Account, CheckedClient, insert_user, make_client, open_session
 from tests.openapi_check import find_operation
+from tests.waiting import wait_until
 
 MEMBER_PASSWORD = "member password 1"
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,17 +26,9 @@ from tests.app.conftest import (
     make_client,
     open_session,
 )
+from tests.waiting import wait_until
 
 MEMBER_PASSWORD = "member password 1"
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 def login(client: CheckedClient, email: str, password: str, address: str = "127.0.0.1") -> Any:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -14,15 +12,7 @@ from actors.errors import DatabaseUnavailable
 from actors.messages import GetUser
 from app.runtime import Runtime
 from tests.app.conftest import CheckedClient
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
+from tests.waiting import wait_until
 
 
 def sync_cache(runtime: Runtime) -> None:

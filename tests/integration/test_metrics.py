@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.server import Server, free_port
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -40,15 +40,6 @@ def total(samples: Samples, name: str, **labels: str) -> float:
 
 def series(samples: Samples, name: str) -> list[dict[str, str]]:
     return [dict(labels) for (sample, labels) in samples if sample == name]
-
-
-def eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return check()
 
 
 def test_each_metric_moves_when_its_event_happens(server: Server, db: psycopg.Connection[Any]) -> None:
@@ -82,7 +73,7 @@ def test_each_metric_moves_when_its_event_happens(server: Server, db: psycopg.Co
                 and moved("usermgmt_cache_requests_total", result="miss") >= 1
                 and moved("usermgmt_db_query_duration_seconds_count", operation="create") >= 1)
 
-    assert eventually(caught_up)
+    assert wait_until(caught_up, interval=0.1)
 
     assert moved("usermgmt_http_requests_total", method="POST", route="/api/users", status="201") == 1
     assert moved("usermgmt_http_requests_total", method="GET", route="/api/users/{user_id:int(min=1)}", status="404") == 1
@@ -101,7 +92,8 @@ def test_each_metric_moves_when_its_event_happens(server: Server, db: psycopg.Co
     assert len(series(after, "usermgmt_process_resident_memory_bytes")) == 2
     assert all(total(after, "usermgmt_process_resident_memory_bytes", **labels) > 10_000_000
                for labels in series(after, "usermgmt_process_resident_memory_bytes"))
-    assert eventually(lambda: total(scrape(server), "usermgmt_actors_alive", kind="db_worker") == 4)
+    assert wait_until(lambda: total(scrape(server), "usermgmt_actors_alive", kind="db_worker") == 4,
+                      interval=0.1)
     final = scrape(server)
     assert total(final, "usermgmt_actors_alive", kind="cache") == 2
     assert total(final, "usermgmt_actors_alive", kind="listener") == 2
@@ -164,13 +156,14 @@ def test_a_real_prometheus_scrapes_the_service(server: Server, tmp_path: Path) -
                 return []
             return body.get("data", {}).get("result", []) if body.get("status") == "success" else []
 
-        assert eventually(lambda: any(r["value"][1] == "1" for r in query('up{job="usermgmt"}')), 30)
+        assert wait_until(lambda: any(r["value"][1] == "1" for r in query('up{job="usermgmt"}')), 30,
+                          interval=0.1)
         first = sum(float(r["value"][1]) for r in query("sum(usermgmt_http_requests_total)"))
         for _ in range(20):
             server.http.get(server.url + "/api/users", timeout=5)
-        assert eventually(
+        assert wait_until(
             lambda: sum(float(r["value"][1]) for r in query("sum(usermgmt_http_requests_total)")) >= first + 20,
-            15)
+            15, interval=0.1)
     finally:
         process.terminate()
         try:

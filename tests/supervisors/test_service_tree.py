@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -20,15 +20,7 @@ from app.runtime import Runtime
 from app.users_service import UsersService
 from supervisors import SupervisorEvent, crash
 from supervisors.service_tree import TreeConfig, start_service_tree
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
+from tests.waiting import wait_until
 
 
 @pytest.fixture
