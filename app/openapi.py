@@ -63,6 +63,11 @@ _USER_LINKS = {
 _ANY_REQUEST = (400, 414, 431)
 
 
+def _json(schema: str) -> dict[str, Any]:
+    """A JSON body of one of the components' schemas."""
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
+
+
 def _errors(*statuses: int) -> dict[str, Any]:
     return {str(s): {"$ref": f"#/components/responses/E{s}"}
             for s in sorted({*_ANY_REQUEST, *statuses})}
@@ -102,7 +107,6 @@ def openapi_document() -> dict[str, Any]:
         "description": "Answer 304 without a body when the current ETag is listed.",
         "schema": {"type": "string"},
     }
-    user_body = {"$ref": "#/components/schemas/UserInput"}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -139,8 +143,7 @@ def openapi_document() -> dict[str, Any]:
                                          "another page follows.",
                                          "schema": {"type": "string"}},
                             },
-                            "content": {"application/json": {
-                                "schema": {"$ref": "#/components/schemas/UserPage"}}},
+                            "content": _json("UserPage"),
                         },
                         "304": {"description": "Not modified.", "headers": {**_ETAG, **_CACHE}},
                         **_errors(401, 403, 405, 422, 503),
@@ -149,8 +152,7 @@ def openapi_document() -> dict[str, Any]:
                 "post": {
                     "operationId": "createUser",
                     "summary": "Create a user (admin only).",
-                    "requestBody": {"required": True,
-                                    "content": {"application/json": {"schema": user_body}}},
+                    "requestBody": {"required": True, "content": _json("UserInput")},
                     "responses": {
                         "201": {
                             "description": "Created.",
@@ -159,8 +161,7 @@ def openapi_document() -> dict[str, Any]:
                                 "Location": {"schema": {"type": "string"},
                                              "description": "/api/users/{id} of the new user."},
                             },
-                            "content": {"application/json": {
-                                "schema": {"$ref": "#/components/schemas/User"}}},
+                            "content": _json("User"),
                             "links": _USER_LINKS,
                         },
                         **_errors(401, 403, 405, 409, 413, 415, 422, 503),
@@ -175,8 +176,7 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [if_none_match],
                     "responses": {
                         "200": {"description": "The user.", "headers": {**_ETAG, **_CACHE},
-                                "content": {"application/json": {
-                                    "schema": {"$ref": "#/components/schemas/User"}}}},
+                                "content": _json("User")},
                         "304": {"description": "Not modified.", "headers": {**_ETAG, **_CACHE}},
                         **_errors(401, 404, 405, 503),
                     },
@@ -185,12 +185,10 @@ def openapi_document() -> dict[str, Any]:
                     "operationId": "replaceUser",
                     "summary": "Replace a user's name and email; role and password optional.",
                     "parameters": [if_match],
-                    "requestBody": {"required": True, "content": {"application/json": {
-                        "schema": {"$ref": "#/components/schemas/UserReplace"}}}},
+                    "requestBody": {"required": True, "content": _json("UserReplace")},
                     "responses": {
                         "200": {"description": "The updated user.", "headers": _ETAG,
-                                "content": {"application/json": {
-                                    "schema": {"$ref": "#/components/schemas/User"}}}},
+                                "content": _json("User")},
                         **_errors(401, 403, 404, 405, 409, 412, 413, 415, 422, 429, 503),
                     },
                 },
@@ -205,8 +203,7 @@ def openapi_document() -> dict[str, Any]:
                     }},
                     "responses": {
                         "200": {"description": "The updated user.", "headers": _ETAG,
-                                "content": {"application/json": {
-                                    "schema": {"$ref": "#/components/schemas/User"}}}},
+                                "content": _json("User")},
                         **_errors(401, 403, 404, 405, 409, 412, 413, 415, 422, 429, 503),
                     },
                 },
@@ -227,8 +224,7 @@ def openapi_document() -> dict[str, Any]:
                     "description": "Failed attempts are limited per account and per client "
                                    "address (429 with Retry-After).",
                     "security": _ANONYMOUS,
-                    "requestBody": {"required": True, "content": {"application/json": {
-                        "schema": {"$ref": "#/components/schemas/Login"}}}},
+                    "requestBody": {"required": True, "content": _json("Login")},
                     "responses": {
                         "201": {
                             "description": "Logged in; send the token as "
@@ -238,8 +234,7 @@ def openapi_document() -> dict[str, Any]:
                                 "Location": {"schema": {"type": "string"},
                                              "description": "/api/sessions/current"},
                             },
-                            "content": {"application/json": {
-                                "schema": {"$ref": "#/components/schemas/NewSession"}}},
+                            "content": _json("NewSession"),
                         },
                         **_errors(401, 405, 413, 415, 422, 429, 503),
                     },
@@ -251,8 +246,7 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Who the presented token belongs to, and until when.",
                     "responses": {
                         "200": {"description": "The session.", "headers": _NO_STORE,
-                                "content": {"application/json": {
-                                    "schema": {"$ref": "#/components/schemas/Session"}}}},
+                                "content": _json("Session")},
                         **_errors(401, 405, 503),
                     },
                 },
