@@ -57,7 +57,6 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import FrameType
 
 from perf.constant_rate import ConstantRateResult, run_constant_rate
 from perf.cpu_noise import CpuNoise
@@ -77,6 +76,7 @@ from perf.servers import (
     add_session,
     benchmark_databases,
     create_admin,
+    exit_on_sigterm,
     free_port,
     log_in,
     reference_command,
@@ -549,17 +549,13 @@ def write_report(args: argparse.Namespace, outcome: Outcome, started: dt.datetim
     return out
 
 
-def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM unwinds like Ctrl-C, so every ``finally`` stops its server."""
-    raise SystemExit(128 + signum)
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if shutil.which("wrk") is None:
         print("perf.bench: wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
     started = dt.datetime.now(dt.UTC)
     with tempfile.TemporaryDirectory(prefix="usermgmt-bench-") as tmp:
         workdir = Path(tmp)

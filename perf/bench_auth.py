@@ -62,7 +62,6 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import falcon
@@ -74,6 +73,7 @@ from perf.servers import (
     ServerProcess,
     benchmark_databases,
     create_admin,
+    exit_on_sigterm,
     free_port,
     log_in,
     seed_users,
@@ -461,16 +461,13 @@ def _spread(side: Side) -> float:
     return (max(rps) - min(rps)) / 2 / statistics.median(rps)
 
 
-def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if shutil.which("wrk") is None:
         print("perf.bench_auth: wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
     started = dt.datetime.now(dt.UTC)
     middleware_us = time_middleware_hit()
     print(f"  middleware on a token-cache hit: {middleware_us:.2f} µs", flush=True)

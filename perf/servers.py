@@ -29,6 +29,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import IO
 
 import psutil
@@ -43,6 +44,7 @@ __all__ = [
     "add_session",
     "benchmark_databases",
     "create_admin",
+    "exit_on_sigterm",
     "free_port",
     "http_status",
     "log_in",
@@ -61,6 +63,11 @@ READY_PATH = "/api/users?limit=1"
 # An answer at all: 200, or 401 from a server that wants a bearer token.
 ANSWERED = (200, 401)
 BENCH_ADMIN_EMAIL = "bench-admin@bench.example.com"
+
+
+def exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """A SIGTERM handler: unwind like Ctrl-C, so every ``finally`` stops its server."""
+    raise SystemExit(128 + signum)
 
 
 def free_port() -> int:
