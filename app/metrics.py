@@ -148,9 +148,10 @@ class Tally:
     of being observed. Here each thread adds to its own plain dicts, so
     nothing is shared and nothing is lost without a lock, and
     :meth:`flush` adds what changed since the last flush to the real
-    series. :class:`MetricsSampler` flushes every second and right before
-    a scrape, and once more when it stops: another worker's latest second
-    may be missing from a scrape, never lost.
+    series. :class:`MetricsSampler` flushes every second and once more
+    when it stops, and :func:`exposition` flushes the scraped worker:
+    another worker's latest second may be missing from a scrape, never
+    lost.
 
     Histogram children are written through ``_sum`` and ``_buckets``
     (per-bucket counts, as ``Histogram.observe`` keeps them);
@@ -221,8 +222,8 @@ class InFlight:
     A set rather than ``Gauge.inc``/``dec``: adding and discarding are
     atomic under the GIL and cost a fraction of two writes to the
     multiprocess file, and a gauge is a sample anyway. :class:`MetricsSampler`
-    sets the gauge every second and right before a scrape (which counts
-    itself).
+    sets the gauge every second, :func:`exposition` right before a scrape
+    (which counts itself).
     """
 
     def __init__(self) -> None:
@@ -376,13 +377,15 @@ class MetricsSampler:
             PROCESS_CPU.set(times.user + times.system)
             PROCESS_THREADS.set(self._process.num_threads())
             PROCESS_OPEN_FDS.set(self._process.num_fds())
-        IN_FLIGHT.sample()
-        TALLY.flush()
         self._sample()
 
     def _run(self) -> None:
+        # A scrape folds its own worker's counts (exposition()); this keeps
+        # every other worker's no more than an interval behind.
         while not self._stop.wait(self._interval):
             try:
                 self.sample_now()
+                IN_FLIGHT.sample()
+                TALLY.flush()
             except Exception:
                 time.sleep(self._interval)

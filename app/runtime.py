@@ -290,15 +290,14 @@ class Runtime:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the tree (children in reverse order), then close the pool."""
         self.draining.set()
-        sampler, self._sampler = self._sampler, None
-        if sampler is not None:
-            sampler.stop()
         root, self.root = self.root, None
         if root is not None:
             with contextlib.suppress(pykka.ActorDeadError):
                 root.stop(block=True, timeout=timeout)
-        if self._instrumented:
-            metrics.TALLY.flush()  # what the actors counted while stopping
+        # Last, so its final flush has what the actors counted while stopping.
+        sampler, self._sampler = self._sampler, None
+        if sampler is not None:
+            sampler.stop()
         connections, self.connections = self.connections, None
         if connections is not None:
             connections.close(timeout=timeout)
