@@ -39,8 +39,6 @@ class LatchFuture(Future[T]):
     through pykka's get hooks.
     """
 
-    __slots__ = ("_latch", "_result")
-
     def __init__(self) -> None:
         super().__init__()
         self._latch = threading.Lock()
