@@ -30,7 +30,6 @@ __all__ = ["main"]
 logger = logging.getLogger("usermgmt")
 
 DEFAULT_BIND = "127.0.0.1:8000"
-DEFAULT_THREADS = 4
 
 
 def _bind(value: str) -> str:
@@ -58,8 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"HOST:PORT to listen on (default {DEFAULT_BIND})")
     serve.add_argument("--workers", type=_positive, default=os.cpu_count() or 1,
                        help="worker processes (default: CPU count)")
-    serve.add_argument("--threads", type=_positive, default=DEFAULT_THREADS,
-                       help=f"request threads per worker (default {DEFAULT_THREADS})")
     commands.add_parser("migrate", help="apply pending database migrations and exit")
     admin = commands.add_parser(
         "create-admin", help="create an admin (password from a prompt, or stdin if not a TTY)")
@@ -93,7 +90,7 @@ class _Gunicorn:
                     self.cfg.set(key, value)
 
             def load(self) -> Any:
-                from app.wsgi import get_app
+                from app.asgi import get_app
 
                 return get_app()
 
@@ -153,9 +150,9 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         options: dict[str, Any] = {
             "bind": binds,
             "workers": args.workers,
-            "threads": args.threads,
             "worker_class": gunicorn_conf.worker_class,
             "graceful_timeout": gunicorn_conf.graceful_timeout,
+            "keepalive": gunicorn_conf.keepalive,
             "timeout": max(30, int(settings.request_timeout * 3)),
             "preload_app": False,
             "proc_name": "usermgmt",

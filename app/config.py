@@ -94,6 +94,8 @@ class Settings:
     db_connect_timeout: float = 5.0
     statement_timeout: float = 5.0
     request_timeout: float = 10.0
+    header_timeout: float = 10.0
+    body_timeout: float = 15.0
     retry_after: int = 1
     migrate_on_start: bool = True
     log_level: str = "INFO"
@@ -131,6 +133,8 @@ class Settings:
             db_connect_timeout=_float(env, "USERMGMT_DB_CONNECT_TIMEOUT", 5.0, minimum=0.1),
             statement_timeout=_float(env, "USERMGMT_STATEMENT_TIMEOUT", 5.0, minimum=0.01),
             request_timeout=_float(env, "USERMGMT_REQUEST_TIMEOUT", 10.0, minimum=0.1),
+            header_timeout=_float(env, "USERMGMT_HEADER_TIMEOUT", 10.0, minimum=0.1),
+            body_timeout=_float(env, "USERMGMT_BODY_TIMEOUT", 15.0, minimum=0.1),
             retry_after=_int(env, "USERMGMT_RETRY_AFTER", 1, minimum=1),
             migrate_on_start=_bool(env, "USERMGMT_MIGRATE_ON_START", True),
             log_level=log_level,
