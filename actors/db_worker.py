@@ -66,6 +66,7 @@ from actors.messages import (
     UpdateUser,
     User,
     UserPage,
+    Written,
 )
 from actors.worker_pool import WorkerPool
 
@@ -106,6 +107,14 @@ _UPDATES: dict[tuple[bool, bool], LiteralString] = {
 _DELETE: LiteralString = "DELETE FROM users WHERE id = %s RETURNING version"
 _DELETE_IF_VERSION: LiteralString = (
     "DELETE FROM users WHERE id = %s AND version = ANY(%s) RETURNING version"
+)
+# A role or password change, or a delete, changes the principal of every
+# session of the user: their token-cache keys go back with the answer. The
+# user's row is locked first, so no session can be added meanwhile (its
+# foreign key check would wait for this transaction).
+_LOCK_USER: LiteralString = "SELECT 1 FROM users WHERE id = %s FOR UPDATE"
+_SESSION_KEYS: LiteralString = (
+    "SELECT session_cache_key(token_hash) FROM sessions WHERE user_id = %s"
 )
 _EXISTS: LiteralString = "SELECT version FROM users WHERE id = %s"
 
@@ -383,7 +392,7 @@ class DbWorker(pykka.ThreadingActor):
         assert row is not None
         return User(*row)
 
-    def _update(self, msg: UpdateUser) -> User:
+    def _update(self, msg: UpdateUser) -> Written:
         cur = self._db
         # If-Match: * (an empty tuple) only requires the row to exist,
         # which the WHERE id = ... already does.
@@ -396,32 +405,44 @@ class DbWorker(pykka.ThreadingActor):
         if if_hash:
             params.append(msg.expected_password_hash)
         statement = _UPDATES[if_version, if_hash]
-        if msg.password_hash is None:
+        keys: tuple[int, ...] = ()
+        if msg.password_hash is None and msg.role is None:
             row = cur.execute(statement, params).fetchone()
         else:
             # A new password ends every other session of the user, in the
             # same transaction: no moment where both the old password's
             # sessions and the new password are valid.
             with cur.connection.transaction():
+                keys = self._session_keys(msg.user_id)
                 row = cur.execute(statement, params).fetchone()
-                if row is not None:
+                if row is not None and msg.password_hash is not None:
                     cur.execute(_DELETE_OTHER_SESSIONS, (msg.user_id, msg.keep_session))
         if row is not None:
-            return User(*row)
+            user = User(*row)
+            return Written(user, user.version, keys)
         self._explain_miss(msg.user_id, msg.if_match)
         # The row exists and its version matched: the password changed.
         raise WrongPassword("the current password is not correct")
 
-    def _delete(self, msg: DeleteUser) -> int:
+    def _delete(self, msg: DeleteUser) -> Written:
         cur = self._db
-        if not msg.if_match:
-            row = cur.execute(_DELETE, (msg.user_id,)).fetchone()
-        else:
-            row = cur.execute(_DELETE_IF_VERSION, (msg.user_id, list(msg.if_match))).fetchone()
+        with cur.connection.transaction():
+            keys = self._session_keys(msg.user_id)
+            if not msg.if_match:
+                row = cur.execute(_DELETE, (msg.user_id,)).fetchone()
+            else:
+                row = cur.execute(_DELETE_IF_VERSION,
+                                  (msg.user_id, list(msg.if_match))).fetchone()
         if row is not None:
-            return int(row[0])
+            return Written(None, int(row[0]), keys)
         self._explain_miss(msg.user_id, msg.if_match)
         raise AssertionError("unreachable")  # pragma: no cover - the row changed meanwhile
+
+    def _session_keys(self, user_id: int) -> tuple[int, ...]:
+        """Lock the user's row; the token-cache keys of its sessions (in a transaction)."""
+        cur = self._db
+        cur.execute(_LOCK_USER, (user_id,))
+        return tuple(int(key) for (key,) in cur.execute(_SESSION_KEYS, (user_id,)).fetchall())
 
     def _explain_miss(self, user_id: int, if_match: tuple[int, ...] | None) -> None:
         """Raise why a write touched no row; return if the row exists and matches."""

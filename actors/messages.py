@@ -32,6 +32,7 @@ __all__ = [
     "UpdateUser",
     "User",
     "UserPage",
+    "Written",
 ]
 
 ANY_VERSION: tuple[int, ...] = ()
@@ -115,8 +116,9 @@ class CreateUser:
 class UpdateUser:
     """Set the given fields (``None`` = leave as is), in one transaction.
 
-    With ``password_hash``, every session of the user except
-    ``keep_session`` (a token hash) is deleted in the same transaction.
+    Answers :class:`Written`. With ``password_hash``, every session of the
+    user except ``keep_session`` (a token hash) is deleted in the same
+    transaction.
     With ``expected_password_hash``, the update applies only while the
     stored hash is still that one (the caller verified the current
     password against it); otherwise :class:`~actors.errors.WrongPassword`.
@@ -134,8 +136,27 @@ class UpdateUser:
 
 @dataclass(frozen=True, slots=True)
 class DeleteUser:
+    """Delete a user and its sessions; answers :class:`Written` (``user`` None)."""
+
     user_id: int
     if_match: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What a committed write of a user changed.
+
+    Attributes:
+        user: the new row, None after a delete.
+        version: the row's version after the write (before it, for a delete).
+        session_keys: the token-cache keys of the sessions whose principal
+            the write changed or ended (a new role or password, a deleted
+            user); empty when none can have changed.
+    """
+
+    user: User | None
+    version: int
+    session_keys: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

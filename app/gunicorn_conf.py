@@ -39,6 +39,18 @@ limit_request_fields = 50
 limit_request_field_size = 4096
 
 
+def on_starting(server: Any) -> None:
+    """In the master, before any worker is forked: the host's shared stamp tables.
+
+    Every worker inherits the same memory (see :mod:`actors.stamps`), which
+    is what makes a write visible to every worker of the host at once. The
+    module imports nothing but the standard library.
+    """
+    from actors import stamps
+
+    stamps.shared()
+
+
 def post_worker_init(worker: Any) -> None:
     """Freeze the start-up heap.
 
@@ -69,6 +81,7 @@ def child_exit(server: Any, worker: Any) -> None:
 def hooks() -> dict[str, Any]:
     """The server hooks, as gunicorn settings."""
     return {
+        "on_starting": on_starting,
         "post_worker_init": post_worker_init,
         "worker_exit": worker_exit,
         "child_exit": child_exit,

@@ -12,8 +12,11 @@ carries the full hash, which must match, and the session's expiry, which
 must not have passed. A hit is one dict lookup, no actor hop. A revoked
 session (logout, password change, role change, user deleted — whoever
 did it, wherever) is evicted from every process's token cache by the
-database's NOTIFY (see :mod:`actors.change_listener`); while the listener
-is down, every token is checked against the database. When the database
+database's NOTIFY (see :mod:`actors.change_listener`); on the host where
+it was revoked, the writer also bumps the session's stamp before it
+answers (:mod:`actors.stamps`), so no process of that host accepts it from
+the next request on. While the listener is down, every token is checked
+against the database. When the database
 cannot be reached at all (no DbWorker holds a connection, or the one asked
 lost it or got no answer), a token still in the cache (stored at most
 ``USERMGMT_CACHE_TTL`` seconds ago, and not expired) is accepted, as cached
@@ -64,6 +67,8 @@ from actors.messages import (
     RecordLoginFailure,
     SessionRow,
 )
+from actors.stamps import StampTable
+from actors.stamps import shared as shared_stamps
 from app.passwords import Passwords
 from app.worker_client import WorkerClient
 
@@ -105,13 +110,17 @@ def token_cache_key(token_hash: bytes) -> int:
 class Principal:
     """Who a request comes from: a live session's user, role and expiry.
 
-    ``expires_at`` is Unix time. What the token cache holds, too.
+    ``expires_at`` is Unix time. What the token cache holds, too; ``stamp``
+    is the session's stamp taken before it was read (see
+    :mod:`actors.stamps`): a cached principal is used only while that is
+    still the session's current stamp.
     """
 
     user_id: int
     role: str
     token_hash: bytes = field(repr=False)
     expires_at: float
+    stamp: int = field(default=0, repr=False, compare=False)
 
     @property
     def is_admin(self) -> bool:
@@ -149,6 +158,7 @@ class SessionsService:
         on_login: metrics hook, called with ``success``, ``failure`` or
             ``rate_limited`` after each login attempt.
         clock: Unix time (tests pass a fake one).
+        stamps: the host's session stamps (default: the shared ones).
     """
 
     def __init__(
@@ -162,6 +172,7 @@ class SessionsService:
         coherence: Coherence | None = None,
         on_login: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
+        stamps: StampTable | None = None,
     ) -> None:
         self._client = client
         self._passwords = passwords
@@ -171,6 +182,9 @@ class SessionsService:
         self._coherence = coherence or Coherence()
         self._on_login = on_login
         self._clock = clock
+        self._stamps = stamps or shared_stamps().sessions
+        self._stamp_words = self._stamps.words
+        self._stamp_mask = self._stamps.mask
 
     # -- the hot path ------------------------------------------------------
 
@@ -183,7 +197,11 @@ class SessionsService:
         if cache is None or not self._coherence.is_coherent:
             return None
         digest = _sha256(token.encode()).digest()
-        return self._live(cache.get(_FIRST_8_BYTES(digest)[0] >> 1), digest)
+        key = _FIRST_8_BYTES(digest)[0] >> 1
+        hit = self._live(cache.get(key), digest)
+        if hit is not None and hit.stamp == self._stamp_words[key & self._stamp_mask]:
+            return hit
+        return None
 
     def _live(self, entry: Principal | None, digest: bytes) -> Principal | None:
         """``entry`` if it is the session of ``digest`` and has not expired."""
@@ -217,19 +235,21 @@ class SessionsService:
                 # revocation this process has not heard of may be in it.
                 raise
             stale = self._live(cache.get(key), digest)
-            if stale is not None:
+            if stale is not None and stale.stamp == self._stamps.current(key):
                 return stale
             raise
 
     async def _lookup(self, digest: bytes, cache: CacheHandle[Principal] | None,
                       key: int) -> Principal | None:
         # Taken before the read: a revocation processed meanwhile makes the
-        # cache refuse this (possibly already revoked) session.
+        # cache refuse this (possibly already revoked) session, and one
+        # committed meanwhile has changed the stamp.
         read_token = cache.read_token(key) if cache is not None else 0
+        stamp = self._stamps.current(key)
         row: SessionRow | None = await self._client.ask(GetSession(digest), idempotent=True)
         if row is None:
             return None
-        principal = Principal(row.user_id, row.role, digest, row.expires_at)
+        principal = Principal(row.user_id, row.role, digest, row.expires_at, stamp)
         if cache is not None:
             cache.put(key, principal, read_token)
         return principal
@@ -306,10 +326,16 @@ class SessionsService:
 
         Raises: Unavailable.
         """
-        await self._client.ask(DeleteSession(principal.token_hash), idempotent=False)
+        key = token_cache_key(principal.token_hash)
+        try:
+            await self._client.ask(DeleteSession(principal.token_hash), idempotent=False)
+        finally:
+            # Every process of this host refuses it from now on (also when
+            # the outcome is unknown: it is looked up again, that is all).
+            self._stamps.bump(key)
         if self._cache is not None:
             # This process's next request must not find it, NOTIFY or not.
-            self._cache.invalidate_after_write(token_cache_key(principal.token_hash))
+            self._cache.invalidate_after_write(key)
 
     # -- helpers -----------------------------------------------------------
 

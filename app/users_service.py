@@ -9,9 +9,11 @@ Argon2 while it holds its connection, and the event loop never does.
 
 Reads of one user go through the process's cache first (no actor hop, no
 await on a hit) and are cached as ready-to-send JSON; misses are coalesced
-into batches (:mod:`app.coalescing`). Every write evicts the user locally
-after commit, and the change listener evicts it in every other process
-through the database's NOTIFY.
+into batches (:mod:`app.coalescing`). Every write, after its commit and
+before it answers, bumps the user's stamp in the host's shared stamp table
+(:mod:`actors.stamps`), so no worker process of the host serves the old row
+from then on; it also evicts the user locally, and the change listener
+evicts it in every process of every host through the database's NOTIFY.
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ from actors.messages import (
     UpdateUser,
     User,
     UserPage,
+    Written,
 )
+from actors.stamps import StampTable
+from actors.stamps import shared as shared_stamps
 from actors.worker_pool import WorkerPool
 from app.coalescing import ReadCoalescer
 from app.encoding import dumps
@@ -48,15 +53,20 @@ def user_etag(user: User) -> str:
 
 @dataclass(frozen=True, slots=True)
 class UserView:
-    """A user as sent: the row, its ETag and its encoded JSON body."""
+    """A user as sent: the row, its ETag and its encoded JSON body.
+
+    ``stamp`` is the user's stamp taken before the row was read: the view
+    is served from the cache only while that is still the current stamp.
+    """
 
     user: User
     etag: str
     body: bytes
+    stamp: int = 0
 
     @classmethod
-    def of(cls, user: User) -> UserView:
-        return cls(user, user_etag(user), dumps(user.to_json()))
+    def of(cls, user: User, stamp: int = 0) -> UserView:
+        return cls(user, user_etag(user), dumps(user.to_json()), stamp)
 
 
 class UsersService:
@@ -71,6 +81,9 @@ class UsersService:
         coherence: whether the change listener currently keeps the cache
             coherent; while it does not, reads go to the database.
         passwords: hashes new passwords (default: Argon2id defaults).
+        stamps: the host's user stamps (default: the shared ones).
+        session_stamps: the host's session stamps, bumped for the sessions
+            a write changes (default: the shared ones).
     """
 
     def __init__(
@@ -82,8 +95,15 @@ class UsersService:
         coherence: Coherence | None = None,
         *,
         passwords: Passwords | None = None,
+        stamps: StampTable | None = None,
+        session_stamps: StampTable | None = None,
     ) -> None:
         self._client = WorkerClient(workers, checkout_timeout, ask_timeout)
+        host = shared_stamps()
+        self._stamps = stamps or host.users
+        self._session_stamps = session_stamps or host.sessions
+        self._stamp_words = self._stamps.words
+        self._stamp_mask = self._stamps.mask
         self.reads = ReadCoalescer(self._get_many, lambda: workers.stats().members,
                                    max_wait=checkout_timeout)
         self._cache = cache
@@ -91,10 +111,12 @@ class UsersService:
         self._passwords = passwords or Passwords()
 
     def cached(self, user_id: int) -> UserView | None:
-        """The user from the cache, if there and coherent; never waits."""
+        """The user from the cache, if there, coherent and not stamped since; never waits."""
         cache = self._cache
         if cache is not None and self._coherence.is_coherent:
-            return cache.get(user_id)
+            hit = cache.get(user_id)
+            if hit is not None and hit.stamp == self._stamp_words[user_id & self._stamp_mask]:
+                return hit
         return None
 
     async def get(self, user_id: int) -> UserView:
@@ -108,21 +130,22 @@ class UsersService:
         cache = self._cache
         if cache is None:
             return UserView.of(await self._read(user_id))
-        if self._coherence.is_coherent:
-            hit = cache.get(user_id)
-            if hit is not None:
-                return hit
-        # Taken before the read, so an eviction processed meanwhile makes
-        # the cache refuse this (possibly older) row.
+        hit = self.cached(user_id)
+        if hit is not None:
+            return hit
+        # Both taken before the read: an eviction processed meanwhile makes
+        # the cache refuse this (possibly older) row, and a write committed
+        # meanwhile has changed the stamp.
         token = cache.read_token(user_id)
+        stamp = self._stamps.current(user_id)
         try:
             user = await self._read(user_id)
         except Unavailable:
             stale = cache.get(user_id)
-            if stale is not None:
+            if stale is not None and stale.stamp == self._stamps.current(user_id):
                 return stale
             raise
-        view = UserView.of(user)
+        view = UserView.of(user, stamp)
         cache.put(user_id, view, token, user.version)
         return view
 
@@ -175,32 +198,46 @@ class UsersService:
             Unavailable.
         """
         password_hash = None if password is None else await self._passwords.hash_async(password)
-        user: User = await self._ask(
-            UpdateUser(user_id, name, email, if_match, role=role, password_hash=password_hash,
-                       expected_password_hash=expected_password_hash,
-                       keep_session=keep_session),
-            idempotent=False,
-        )
-        self._evict(user_id, user.version)
-        return user
+        try:
+            written: Written = await self._ask(
+                UpdateUser(user_id, name, email, if_match, role=role, password_hash=password_hash,
+                           expected_password_hash=expected_password_hash,
+                           keep_session=keep_session),
+                idempotent=False,
+            )
+        except Unavailable:
+            self._stamps.bump(user_id)  # its outcome is unknown: assume it changed
+            raise
+        self._written(user_id, written)
+        assert written.user is not None
+        return written.user
 
     async def delete(self, user_id: int, if_match: tuple[int, ...] | None = None) -> int:
         """Delete a user; returns the version it had.
 
         Raises: NotFound, PreconditionFailed, Unavailable.
         """
-        version: int = await self._ask(DeleteUser(user_id, if_match), idempotent=False)
-        self._evict(user_id, None)
-        return version
+        try:
+            written: Written = await self._ask(DeleteUser(user_id, if_match), idempotent=False)
+        except Unavailable:
+            self._stamps.bump(user_id)  # its outcome is unknown: assume it changed
+            raise
+        self._written(user_id, written)
+        return written.version
 
     async def ping(self) -> bool:
         """One database round trip through a worker. Raises: Unavailable."""
         await self._ask(Ping(), idempotent=True)
         return True
 
-    def _evict(self, user_id: int, version: int | None) -> None:
-        # Read-your-writes in this process without waiting for the NOTIFY.
+    def _written(self, user_id: int, written: Written) -> None:
+        # Read-your-writes on this host without waiting for the NOTIFY: no
+        # process serves the old row, or the changed sessions, from now on.
+        self._stamps.bump(user_id)
+        for key in written.session_keys:
+            self._session_stamps.bump(key)
         if self._cache is not None:
+            version = written.version if written.user is not None else None
             self._cache.invalidate_after_write(user_id, version)
 
     async def _ask(self, message: Any, *, idempotent: bool) -> Any:

@@ -127,3 +127,15 @@ def client(runtime: Runtime, admin: Account) -> CheckedClient:
 def anonymous(runtime: Runtime) -> CheckedClient:
     """Sends no token."""
     return make_client(runtime)
+
+
+def deaf_to_notifications(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make this process's caches ignore NOTIFY evictions, as if they were late.
+
+    What another worker process of the host sees in the few milliseconds
+    before a write's notification reaches it.
+    """
+    from actors.cache import CacheHandle
+
+    monkeypatch.setattr(CacheHandle, "evict", lambda *args, **kwargs: True)
+    monkeypatch.setattr(CacheHandle, "evict_many", lambda *args, **kwargs: True)

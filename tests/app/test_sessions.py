@@ -23,6 +23,7 @@ from tests.app.conftest import (
     ADMIN_PASSWORD,
     Account,
     CheckedClient,
+    deaf_to_notifications,
     insert_user,
     make_client,
     open_session,
@@ -245,6 +246,62 @@ def test_an_admin_setting_a_password_ends_every_session_of_that_user(
     assert wait_until(lambda: anonymous.simulate_get(
         "/api/sessions/current", headers=member.headers).status_code == 401, 1.0)
     assert client.simulate_get("/api/users").status_code == 200  # the admin's own survives
+
+
+# -- host-wide at once: the shared stamps, not the NOTIFY --------------------------
+
+def test_with_notifications_late_a_revoked_session_is_refused_at_once(
+    anonymous: CheckedClient, client: CheckedClient, admin: Account, member: Account,
+    db: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What another worker of the host sees right after the write answered."""
+    second, outside = open_session(db, member.user_id), open_session(db, member.user_id)
+    for token in (member.token, second, outside):
+        assert anonymous.simulate_get("/api/sessions/current", headers=bearer(token)).status_code == 200
+    deaf_to_notifications(monkeypatch)
+    # Revoked by SQL, outside the service: only its NOTIFY can evict it.
+    db.execute("DELETE FROM sessions WHERE token_hash = %s",
+               (hashlib.sha256(outside.encode()).digest(),))
+    time.sleep(0.2)
+    assert anonymous.simulate_get("/api/sessions/current", headers=bearer(outside)).status_code == 200
+    # A password change through the service stamps every session of the user.
+    assert client.simulate_patch(f"/api/users/{member.user_id}",
+                                 json={"password": "reset by the admin"}).status_code == 200
+    for token in (member.token, second):
+        assert anonymous.simulate_get("/api/sessions/current", headers=bearer(token)).status_code == 401
+
+
+def test_with_notifications_late_a_new_role_applies_at_once(
+    anonymous: CheckedClient, client: CheckedClient, member: Account,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert anonymous.simulate_get("/api/users", headers=member.headers).status_code == 403
+    deaf_to_notifications(monkeypatch)
+    assert client.simulate_patch(f"/api/users/{member.user_id}",
+                                 json={"role": "admin"}).status_code == 200
+    assert anonymous.simulate_get("/api/users", headers=member.headers).status_code == 200
+
+
+def test_with_notifications_late_a_deleted_user_s_sessions_end_at_once(
+    anonymous: CheckedClient, client: CheckedClient, member: Account,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert anonymous.simulate_get("/api/sessions/current", headers=member.headers).status_code == 200
+    deaf_to_notifications(monkeypatch)
+    assert client.simulate_delete(f"/api/users/{member.user_id}").status_code == 204
+    assert anonymous.simulate_get("/api/sessions/current", headers=member.headers).status_code == 401
+
+
+def test_a_logout_stamps_its_session_for_every_process_of_the_host(
+    anonymous: CheckedClient, admin: Account
+) -> None:
+    from actors.stamps import shared
+
+    token = login(anonymous, ADMIN_EMAIL, ADMIN_PASSWORD).json["token"]
+    key = token_cache_key(hashlib.sha256(token.encode()).digest())
+    before = shared().sessions.current(key)
+    assert anonymous.simulate_delete("/api/sessions/current", headers=bearer(token)).status_code == 204
+    assert shared().sessions.current(key) != before
 
 
 def test_while_the_listener_is_down_tokens_are_checked_against_the_database(

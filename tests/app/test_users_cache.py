@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import psycopg
@@ -11,7 +12,7 @@ from actors.cache import Sync
 from actors.errors import DatabaseUnavailable
 from actors.messages import GetUsers
 from app.runtime import Runtime
-from tests.app.conftest import CheckedClient
+from tests.app.conftest import CheckedClient, deaf_to_notifications
 from tests.waiting import wait_until
 
 
@@ -153,3 +154,39 @@ def test_a_restarted_listener_flushes_the_cache_before_it_is_trusted_again(
     sync_cache(runtime)
     assert len(runtime.cache.table) == 0
     assert client.simulate_get(f"/api/users/{user['id']}").status_code == 200
+
+
+# -- host-wide read-your-writes through the shared stamps -------------------------
+
+
+def test_a_write_another_process_stamped_is_never_served_from_this_cache(
+    client: CheckedClient, runtime: Runtime, db: psycopg.Connection[Any],
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actors.stamps import shared
+
+    user = create(client, runtime)
+    client.simulate_get(f"/api/users/{user['id']}")
+    sync_cache(runtime)
+    deaf_to_notifications(monkeypatch)
+    # Another worker of the host commits a change; its NOTIFY is not here yet.
+    db.execute("UPDATE users SET name = 'Elsewhere' WHERE id = %s", (user["id"],))
+    time.sleep(0.2)
+    assert client.simulate_get(f"/api/users/{user['id']}").json["name"] == "Cached"
+    # ... and stamps it before answering its client: from now on, nobody serves the old row.
+    shared().users.bump(user["id"])
+    assert client.simulate_get(f"/api/users/{user['id']}").json["name"] == "Elsewhere"
+
+
+def test_a_write_through_the_api_stamps_the_row_for_every_process(
+    client: CheckedClient, runtime: Runtime
+) -> None:
+    from actors.stamps import shared
+
+    user = create(client, runtime)
+    before = shared().users.current(user["id"])
+    assert client.simulate_patch(f"/api/users/{user['id']}", json={"name": "N"}).status_code == 200
+    after_patch = shared().users.current(user["id"])
+    assert after_patch != before
+    assert client.simulate_delete(f"/api/users/{user['id']}").status_code == 204
+    assert shared().users.current(user["id"]) != after_patch
