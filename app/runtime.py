@@ -84,6 +84,7 @@ class Runtime:
         self._instrumented = instrumented
         self.draining = threading.Event()
         self._sampler: MetricsSampler | None = None
+        self._cache_counters: list[metrics.CacheCounters] = []
         self.connections: ConnectionPool | None = None
         self.workers = WorkerPool(
             on_wait=metrics.observe_checkout_wait if instrumented else None,
@@ -155,10 +156,13 @@ class Runtime:
         )
         self.connections.open(wait=False)
         cache = None
-        if self.cache is not None and self._instrumented:
-            self.cache.on_stat = metrics.count_cache_stat
-        if self.tokens is not None and self._instrumented:
-            self.tokens.on_stat = metrics.count_token_cache_stat
+        self._cache_counters = [
+            metrics.CacheCounters(handle, requests, evictions)
+            for handle, requests, evictions in (
+                (self.cache, metrics.CACHE_REQUESTS, metrics.CACHE_EVICTIONS),
+                (self.tokens, metrics.TOKEN_CACHE_REQUESTS, None))
+            if handle is not None and self._instrumented
+        ]
         if self.cache is not None:
             kwargs = self.connection_kwargs()
             cache = CacheWiring(
@@ -215,6 +219,8 @@ class Runtime:
             metrics.ACTOR_MAILBOX_DEPTH.labels(kind).set(depth[kind])
         if self.cache is not None:
             metrics.CACHE_ENTRIES.set(len(self.cache.table))
+        for counters in self._cache_counters:
+            counters.sample()
 
     def sample_now(self) -> None:
         """Refresh this process's sampled gauges (right before a scrape)."""
