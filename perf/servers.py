@@ -10,7 +10,8 @@ Only the service's outside is used: ``usermgmt serve`` with
 and ``app.migrations.apply_migrations`` to create and seed the database.
 When the service wants bearer tokens, also ``usermgmt create-admin``,
 ``POST /api/sessions`` and, for the references (which have no login), a
-row in the migrations' ``sessions`` table.
+row in the migrations' ``sessions`` table; ``/metrics`` for the service's
+cache hits and misses.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -45,6 +47,7 @@ __all__ = [
     "ServerProcess",
     "add_session",
     "benchmark_databases",
+    "cache_lookups",
     "create_admin",
     "exit_on_sigterm",
     "fastapi_command",
@@ -72,6 +75,8 @@ BENCH_ADMIN_EMAIL = "bench-admin@bench.example.com"
 # (setup.cfg's `perf` extra).
 PERF_EXTRA_MODULES = ("fastapi", "uvicorn", "uvicorn_worker", "uvloop", "httptools", "asyncpg")
 PERF_EXTRA_INSTALL = ".venv/bin/pip install -e '.[perf]'"
+_CACHE_LOOKUP = re.compile(
+    r'^usermgmt_cache_requests_total\{result="(hit|miss)"\} ([0-9.e+]+)$', re.MULTILINE)
 
 
 def exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -227,6 +232,23 @@ def http_status(url: str, token: str | None = None) -> int | None:
         return int(exc.code)
     except (urllib.error.URLError, OSError):
         return None
+
+
+def cache_lookups(base_url: str) -> dict[str, float] | None:
+    """The service's users-cache lookups so far by result (``hit``, ``miss``), from /metrics.
+
+    None when the server has no such metrics (a reference, the ceiling).
+    A scrape folds only the scraped worker's latest counts; the others'
+    are at most a second behind (``app.metrics.Tally``), so wait that long
+    after a run before reading.
+    """
+    try:
+        with urllib.request.urlopen(base_url + "/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except (urllib.error.URLError, OSError):
+        return None
+    counts = {result: float(value) for result, value in _CACHE_LOOKUP.findall(text)}
+    return counts or None
 
 
 def create_admin(database_url: str, password: str) -> None:
