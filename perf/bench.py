@@ -39,7 +39,9 @@ What it does, everything bounded in time and stopped at the end:
    open-loop latency at ``--rate-fraction`` of its own peak;
 5. optionally (``--soak N``) sends N cached GETs to the service and
    reports its workers' RSS before, during and after;
-6. prints the tables and writes them, with the environment, to ``--out``.
+6. prints the tables and writes them, with the environment, to ``--out``,
+   and the picture (throughput per workload, open-loop latency) beside it
+   as ``.svg``.
 
 Workloads: get_cached, get_uncached (with get_unique and
 get_uncached_cache_off, each on a freshly started service), list, update,
@@ -64,6 +66,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from perf.chart import render_svg
 from perf.constant_rate import ConstantRateResult, run_constant_rate
 from perf.cpu_noise import CpuNoise
 from perf.paired import workers_cpu_seconds
@@ -156,6 +159,12 @@ CEILING = Workload("get_cached_ceiling", "get_cached",
                    "get_cached answered with constant bytes by Falcon alone (perf/reference/floor.py) "
                    "under the same gunicorn settings, in the service column: the ratio no gthread "
                    "service can exceed")
+CHART_CAPTIONS = (
+    "get_cached_ceiling: the service's column is Falcon answering constant bytes under the "
+    "same gunicorn settings (perf/reference/floor.py).",
+    "Same machine for wrk, every server and PostgreSQL; compare servers with each other. "
+    "Numbers and notes: the markdown report beside this picture.",
+)
 # Selecting get_uncached brings the other random-id workloads along, so
 # that its number is never read without them.
 RANDOM_ID_FAMILY = ("get_uncached", "get_unique", "get_uncached_cache_off")
@@ -654,14 +663,20 @@ def _settings(args: argparse.Namespace, pg_version: str) -> dict[str, str]:
 
 
 def write_report(args: argparse.Namespace, outcome: Outcome, started: dt.datetime) -> Path:
+    """The markdown report, and its picture beside it (same name, ``.svg``)."""
     out: Path = args.out or PROJECT_ROOT / "perf" / "results" / f"bench-{started:%Y-%m-%d}.md"
+    chart = out.with_suffix(".svg")
     command = "python -m perf.bench " + shlex.join(sys.argv[1:])
+    when = f"{started:%Y-%m-%d %H:%M} UTC"
     markdown = render_markdown(
         command=command.strip(), env=environment(_settings(args, outcome.pg_version)),
         rows=outcome.rows, open_loop=outcome.open_loop, soak=outcome.soak,
-        notes=report_notes(args, outcome), started=f"{started:%Y-%m-%d %H:%M} UTC")
+        notes=report_notes(args, outcome), started=when, chart=chart.name)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(markdown)
+    chart.write_text(render_svg(outcome.rows, outcome.open_loop,
+                                title=f"usermgmt benchmark, {when} ({out.name})",
+                                captions=CHART_CAPTIONS))
     return out
 
 

@@ -3,9 +3,10 @@
 Runs ``python -m perf.bench`` for one second per workload on 200 users and
 checks that the report names each workload (and the ceiling row) with
 nonzero throughput on the service and on each reference (FastAPI's only
-when the ``perf`` extra is installed, else with ``--no-fastapi``), and
-that nothing answered 5xx. It catches a broken wrk script, reference app
-or report, not slowness.
+when the ``perf`` extra is installed, else with ``--no-fastapi``), that
+nothing answered 5xx, and that the picture was drawn beside the report.
+It catches a broken wrk script, reference app, report or chart, not
+slowness.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def test_bench_reports_every_server_without_5xx(tmp_path: Path) -> None:
     numbers = r" \| \d+" * len(SIDES)
     for name in ROWS:
         assert re.search(rf"^\| {name}{numbers} \|", markdown, re.MULTILINE), markdown
+    assert (tmp_path / "r.svg").read_text().startswith("<svg")
     rows = {row["workload"]: row for row in _raw_results(markdown)["workloads"]}
     assert set(rows) == set(ROWS)
     for name, row in rows.items():
