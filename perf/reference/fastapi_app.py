@@ -14,9 +14,10 @@ under uvicorn's own supervisor.
 
 Each worker opens an asyncpg pool of ``REFERENCE_POOL_SIZE`` connections
 (the service's ``USERMGMT_DB_WORKERS``, default 4) in the app's lifespan,
-that is after the fork and on the worker's event loop. A handler runs one
-statement with ``pool.fetchrow`` (asyncpg prepares each statement once per
-connection and keeps it) and answers with a plain ``Response`` of orjson
+that is after the fork and on the worker's event loop; the pool does not
+send asyncpg's reset query at every release (see :func:`_local_reset`).
+A handler runs one statement with ``pool.fetchrow`` (asyncpg prepares each
+statement once per connection and keeps it) and answers with a plain ``Response`` of orjson
 bytes: FastAPI deprecated ``ORJSONResponse`` (it now serializes through
 Pydantic when a response model is declared), and raw bytes skip both.
 Request bodies are parsed with orjson and checked by the same rules as the
@@ -46,6 +47,7 @@ import asyncpg
 import orjson
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import Response
+from fastapi.telemetry import TelemetryConfig
 from starlette.exceptions import HTTPException
 from uvicorn_worker import UvicornWorker
 
@@ -82,6 +84,9 @@ __all__ = ["Database", "Statements", "Worker", "create_app", "get_app"]
 _ORJSON_OPTIONS = orjson.OPT_UTC_Z
 _CACHE_CONTROL = "private, no-cache"
 _UNAVAILABLE = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+# FastAPI checks for OpenTelemetry providers on every request unless told
+# not to; none is configured here (nor has the Falcon reference any).
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 UserId = Annotated[int, Path(ge=1)]
 
@@ -115,6 +120,18 @@ class Statements:
             DELETE_IF_VERSION, EXISTS, SESSION_ROLE)))
 
 
+async def _local_reset(conn: asyncpg.Connection) -> None:
+    """What a connection needs on its way back to the pool here: nothing more.
+
+    asyncpg's default reset also sends ``SELECT pg_advisory_unlock_all();
+    CLOSE ALL; UNLISTEN *; RESET ALL`` to the server at every release, one
+    more round trip per query. These handlers leave no locks, cursors,
+    listeners or settings behind (and psycopg-pool sends nothing when the
+    Falcon reference returns a connection), so only asyncpg's own local
+    clean-up runs, which still rolls back a transaction left open.
+    """
+
+
 class Database:
     """The worker's asyncpg pool and statements, opened by the app's lifespan.
 
@@ -142,7 +159,7 @@ class Database:
     @asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         self._pool = await asyncpg.create_pool(self._url, min_size=self._pool_size,
-                                               max_size=self._pool_size)
+                                               max_size=self._pool_size, reset=_local_reset)
         try:
             present = [row[0] for row in await self._pool.fetch(COLUMNS_PRESENT)]
             self._sql = Statements.of(user_queries(present))
@@ -217,7 +234,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def create_app(db: Database, *, auth: bool = False) -> FastAPI:
     """The FastAPI app over ``db`` (with bearer authentication if ``auth``)."""
-    app = FastAPI(lifespan=db.lifespan,
+    app = FastAPI(lifespan=db.lifespan, telemetry=NO_TELEMETRY,
                   dependencies=[Depends(_admin_dependency(db))] if auth else None)
     _install_error_handlers(app)
 
