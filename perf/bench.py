@@ -126,7 +126,7 @@ class Workload:
 
     ``fresh_service`` runs it on a service started for it alone, with
     these extra environment variables (its cache starts empty).
-    ``walks_ids`` moves get_unique's walk past every id already asked.
+    ``walks_ids`` gives each round its own span of get_unique's id walk.
     """
 
     name: str
@@ -375,12 +375,14 @@ def measure_workload(load: LoadSettings, workload: Workload,
     rounds: dict[str, list[WrkResult]] = {role: [] for role in roles}
     rounds_noise: dict[str, list[float]] = {role: [] for role in roles}
     rounds_cpu: dict[str, list[float]] = {role: [] for role in roles}
-    walked = dict.fromkeys(roles, 0)  # get_unique: positions of the id walk already used
+    # get_unique: each round walks its own span of the id permutation.
+    span = max(1, load.users // load.rounds)
     cache = CacheLookups()
     for n in range(load.rounds):
         for role in roles if n % 2 == 0 else roles[::-1]:
             server = servers[role]
-            extra = {"PERF_ID_OFFSET": str(walked[role])} if workload.walks_ids else {}
+            extra = ({"PERF_ID_OFFSET": str(n * span), "PERF_ID_SPAN": str(span)}
+                     if workload.walks_ids else {})
             load.settle()
             lookups_before = cache_lookups(server.url) if role == SERVICE else None
             cpu_before = workers_cpu_seconds(server)
@@ -391,8 +393,6 @@ def measure_workload(load: LoadSettings, workload: Workload,
             rounds[role].append(result)
             rounds_noise[role].append(others)
             rounds_cpu[role].append(cpu_us)
-            # Past every position a connection may have asked, answered or still in flight.
-            walked[role] += result.requests + load.connections
             hits_note = ""
             if lookups_before is not None:
                 time.sleep(METRICS_FLUSH_SECONDS)
@@ -606,8 +606,10 @@ def report_notes(args: argparse.Namespace, outcome: Outcome) -> list[str]:
         "Random ids: get_uncached asks uniformly random ids of the service whose cache has "
         "been filling since it started (each worker process has its own; see the cache "
         "table for the hits); get_unique asks ids that nobody asked before (a fixed "
-        "permutation walked from where the previous round stopped) of a freshly started "
-        "service, so every lookup misses while fewer requests than seeded users are sent; "
+        "permutation of the ids, each round and wrk thread walking its own part of it) of a "
+        "freshly started service, so every lookup misses while a thread sends fewer than "
+        "users / (rounds × wrk threads) requests per round (the cache table shows it if "
+        "not); "
         "get_uncached_cache_off ran a fresh `usermgmt serve` with USERMGMT_CACHE_ENABLED=0. "
         "For the references, which have no cache, the three are the same work.",
         "Falcon ref: gunicorn gthread with the service's workers × threads, psycopg-pool "
