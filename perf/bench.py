@@ -645,6 +645,13 @@ def report_notes(args: argparse.Namespace, outcome: Outcome) -> list[str]:
         notes.append(f"**Other processes used more than {NOISY_CORES} cores during "
                      f"{', '.join(disturbed)}: those numbers are disturbed; rerun on a quiet "
                      "machine before drawing conclusions.**")
+        if args.fastapi:
+            notes.append(
+                "**On a busy machine the kernel shares CPU among runnable threads: the "
+                f"gthread servers' {args.workers} × {args.threads} threads claim more of it "
+                f"against other processes than FastAPI's {args.workers} single-threaded event "
+                "loops, so FastAPI's requests/s suffer most from outside load. Compare worker "
+                "CPU per request there.**")
     for row in outcome.rows:
         for role, side in row.sides.items():
             if side.median.s5xx or side.worker_restarts:

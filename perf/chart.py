@@ -1,12 +1,14 @@
 """The benchmark's picture: throughput per workload and open-loop latency, as SVG.
 
-Hand-written SVG, so that drawing needs no plotting library: one panel of
+Hand-written SVG, so that drawing needs no plotting library: a panel of
 grouped bars (median requests/s of each server, per workload; a server
-that did not run a workload has no bar there) and, when open-loop runs
-were made, one small panel per open-loop row with each server's latency
-percentiles on a logarithmic axis. Every bar is a ``<rect class="bar">``
-with ``data-workload`` and ``data-server`` attributes and a ``<title>``
-(a tooltip in a browser), which is also what the tests count.
+that did not run a workload has no bar there); when open-loop runs were
+made, one small panel per open-loop row with each server's latency
+percentiles on a logarithmic axis; and grouped bars of worker CPU per
+request. Every bar is a ``<rect class="bar">`` with ``data-metric``
+(``rps``, ``cpu_us``), ``data-workload`` and ``data-server`` attributes
+and a ``<title>`` (a tooltip in a browser), which is also what the tests
+count.
 
     svg = render_svg(rows, open_loop, title="...")
 """
@@ -14,13 +16,15 @@ with ``data-workload`` and ``data-server`` attributes and a ``<title>``
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
 from perf.report import (
     SERVICE,
     SIDE_LABELS,
     ConstantRateRow,
+    SideResult,
     WorkloadRow,
     roles_of,
 )
@@ -39,14 +43,18 @@ BAR_PLOT_HEIGHT = 260
 LATENCY_PLOT_HEIGHT = 200
 LATENCY_COLUMNS = 3
 LATENCY_FLOOR_MS = 0.01  # a log axis cannot show 0
+NICE_STEPS = (1, 2, 2.5, 3, 4, 5, 6, 8, 10)
 
 
 def nice_ceiling(value: float) -> float:
-    """The smallest 1, 2 or 5 times a power of ten that is >= ``value`` (1 for <= 0)."""
+    """The smallest round axis top >= ``value``: 1, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten.
+
+    Each of those divides into five even ticks; 1 for ``value`` <= 0.
+    """
     if value <= 0:
         return 1.0
     power = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 5, 10):
+    for step in NICE_STEPS:
         if step * power >= value:
             return float(step * power)
     return float(10 * power)
@@ -70,8 +78,9 @@ class _Svg:
                           f"stroke='{color}' stroke-width='1'/>")
 
     def bar(self, x: float, y: float, width: float, height: float, color: str, *,
-            workload: str, server: str, tooltip: str) -> None:
-        self.parts.append(f"<rect class='bar' data-workload={quoteattr(workload)} "
+            metric: str, workload: str, server: str, tooltip: str) -> None:
+        self.parts.append(f"<rect class='bar' data-metric={quoteattr(metric)} "
+                          f"data-workload={quoteattr(workload)} "
                           f"data-server={quoteattr(server)} x='{x:.1f}' y='{y:.1f}' "
                           f"width='{width:.1f}' height='{height:.1f}' fill='{color}'>"
                           f"<title>{escape(tooltip)}</title></rect>")
@@ -109,14 +118,37 @@ def _legend(svg: _Svg, roles: Sequence[str], y: float) -> float:
     return y + 16
 
 
-def _throughput_panel(svg: _Svg, rows: Sequence[WorkloadRow], top: float) -> float:
-    """Grouped bars of median rps; returns the y below the panel."""
+@dataclass(frozen=True)
+class _BarMetric:
+    """What one panel of grouped bars shows: a number per server and workload."""
+
+    key: str  # the bars' data-metric
+    title: str
+    value: Callable[[SideResult], float | None]  # None: no bar
+    tooltip: Callable[[SideResult, float], str]
+
+
+THROUGHPUT = _BarMetric(
+    "rps", "Throughput per workload (median requests/s, closed loop, wrk)",
+    lambda side: side.median.rps,
+    lambda side, rps: f"{rps:,.0f} rps, p50 {side.median.p50_ms:.1f} ms, "
+                      f"p99 {side.median.p99_ms:.1f} ms")
+CPU_PER_REQUEST = _BarMetric(
+    "cpu_us", "Worker CPU per request (µs, median of rounds; lower is better, steadier "
+    "than requests/s on a busy machine)",
+    lambda side: side.cpu_us,
+    lambda side, us: f"{us:,.0f} µs of worker CPU per request")
+
+
+def _bar_panel(svg: _Svg, rows: Sequence[WorkloadRow], top: float, metric: _BarMetric) -> float:
+    """Grouped bars of ``metric``; returns the y below the panel."""
     roles = roles_of(rows)
-    svg.text(MARGIN_LEFT, top + 16, "Throughput per workload (median requests/s, closed loop, "
-             "wrk)", size=13, weight="bold")
+    svg.text(MARGIN_LEFT, top + 16, metric.title, size=13, weight="bold")
     plot_top, plot_width = top + 30, WIDTH - MARGIN_LEFT - MARGIN_RIGHT
     bottom = plot_top + BAR_PLOT_HEIGHT
-    peak = nice_ceiling(max((s.median.rps for r in rows for s in r.sides.values()), default=0))
+    values = {(row.name, role): metric.value(side) for row in rows
+              for role, side in row.sides.items()}
+    peak = nice_ceiling(max((v for v in values.values() if v is not None), default=0))
     for k in range(6):
         value = peak * k / 5
         y = bottom - BAR_PLOT_HEIGHT * k / 5
@@ -127,17 +159,16 @@ def _throughput_panel(svg: _Svg, rows: Sequence[WorkloadRow], top: float) -> flo
     for i, row in enumerate(rows):
         x0 = MARGIN_LEFT + i * group + group * 0.1
         for j, role in enumerate(roles):
-            side = row.sides.get(role)
-            if side is None:
+            value = values.get((row.name, role))
+            if value is None:
                 continue
-            rps = side.median.rps
-            height = BAR_PLOT_HEIGHT * rps / peak
+            height = BAR_PLOT_HEIGHT * value / peak
             x = x0 + j * bar_width
+            label = SIDE_LABELS.get(role, role)
             svg.bar(x, bottom - height, bar_width * 0.92, height, _color(role),
-                    workload=row.name, server=role,
-                    tooltip=f"{SIDE_LABELS.get(role, role)}, {row.name}: {rps:,.0f} rps, "
-                            f"p50 {side.median.p50_ms:.1f} ms, p99 {side.median.p99_ms:.1f} ms")
-            svg.text(x + bar_width * 0.46, bottom - height - 3, f"{rps:.0f}", size=9,
+                    metric=metric.key, workload=row.name, server=role,
+                    tooltip=f"{label}, {row.name}: {metric.tooltip(row.sides[role], value)}")
+            svg.text(x + bar_width * 0.46, bottom - height - 3, f"{value:.0f}", size=9,
                      anchor="middle")
         label_x = MARGIN_LEFT + (i + 0.7) * group
         svg.text(label_x, bottom + 14, row.name, anchor="end", rotate=-25)
@@ -205,9 +236,11 @@ def render_svg(rows: Sequence[WorkloadRow], open_loop: Sequence[ConstantRateRow]
     if title:
         svg.text(MARGIN_LEFT, 20, title, size=14, weight="bold")
         y = 24.0
-    y = _throughput_panel(svg, rows, y) + 10
+    y = _bar_panel(svg, rows, y, THROUGHPUT) + 10
     if open_loop:
         y = _latency_panels(svg, open_loop, y) + 10
+    if any(side.rounds_cpu_us for row in rows for side in row.sides.values()):
+        y = _bar_panel(svg, rows, y, CPU_PER_REQUEST) + 10
     for caption in captions:
         svg.text(MARGIN_LEFT, y + 4, caption, size=10)
         y += 15

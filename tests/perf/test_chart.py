@@ -19,8 +19,9 @@ def _parse(svg: str) -> ET.Element:
     return root
 
 
-def _bars(root: ET.Element) -> list[ET.Element]:
-    return [rect for rect in root.iter(f"{SVG}rect") if rect.get("class") == "bar"]
+def _bars(root: ET.Element, metric: str = "rps") -> list[ET.Element]:
+    return [rect for rect in root.iter(f"{SVG}rect")
+            if rect.get("class") == "bar" and rect.get("data-metric") == metric]
 
 
 def test_svg_is_well_formed_with_a_bar_per_server_per_workload(
@@ -54,6 +55,24 @@ def test_a_server_missing_from_a_workload_has_no_bar_there(
     assert ("list", FASTAPI) not in {(b.get("data-workload"), b.get("data-server")) for b in bars}
 
 
+def test_worker_cpu_per_request_has_its_own_bars(workload_rows: list[WorkloadRow]) -> None:
+    root = _parse(render_svg(workload_rows, []))
+
+    bars = _bars(root, "cpu_us")
+
+    assert len(bars) == len(WORKLOADS) * len(SERVERS)
+    assert all("250 µs of worker CPU per request" in "".join(b.itertext()) for b in bars)
+
+
+def test_without_cpu_measurements_there_are_no_cpu_bars(
+        workload_rows: list[WorkloadRow]) -> None:
+    for row in workload_rows:
+        for side in row.sides.values():
+            side.rounds_cpu_us = []
+
+    assert not _bars(_parse(render_svg(workload_rows, [])), "cpu_us")
+
+
 def test_each_open_loop_run_is_one_latency_line(
         workload_rows: list[WorkloadRow], open_loop_rows: list[ConstantRateRow]) -> None:
     root = _parse(render_svg(workload_rows, open_loop_rows))
@@ -73,7 +92,8 @@ def test_without_open_loop_runs_there_is_no_latency_panel(
 
 
 @pytest.mark.parametrize(("value", "expected"), [
-    (0, 1.0), (1, 1.0), (1.5, 2.0), (3044, 5000.0), (5000, 5000.0), (5001, 10000.0), (0.3, 0.5)])
-def test_nice_ceiling_is_one_two_or_five_times_a_power_of_ten(value: float,
-                                                              expected: float) -> None:
+    (0, 1.0), (1, 1.0), (1.5, 2.0), (2134, 2500.0), (3044, 4000.0), (5000, 5000.0),
+    (5001, 6000.0), (8001, 10000.0), (0.3, 0.3)])
+def test_nice_ceiling_is_a_round_axis_top_of_five_even_ticks(value: float,
+                                                             expected: float) -> None:
     assert nice_ceiling(value) == pytest.approx(expected)
