@@ -202,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", nargs="+", choices=WORKLOAD_NAMES, metavar="WORKLOAD",
                         help=f"workloads to run, from {', '.join(WORKLOAD_NAMES)} "
                              "(get_uncached brings get_unique and get_uncached_cache_off along)")
+    parser.add_argument("--fastapi-auth", choices=("none", "db"), default="none",
+                        help="FastAPI's authentication: none (default: it does strictly less "
+                             "work than the service) or db (a per-request session lookup, as "
+                             "the Falcon reference)")
     parser.add_argument("--no-fastapi", dest="fastapi", action="store_false",
                         help="leave the FastAPI reference out (it needs the perf extra: "
                              f"{PERF_EXTRA_INSTALL})")
@@ -543,7 +547,8 @@ def run_workloads(args: argparse.Namespace, load: LoadSettings, spec: ServerSpec
         servers = {SERVICE: service}
         if args.fastapi:
             servers[FASTAPI] = stack.enter_context(
-                running(_fastapi(spec, dbs.fastapi_url, auth=token is not None)))
+                running(_fastapi(spec, dbs.fastapi_url,
+                                 auth=token is not None and args.fastapi_auth == "db")))
         servers[REFERENCE] = stack.enter_context(
             running(_reference(spec, dbs.reference_url, auth=token is not None)))
         warm_up(load, list(servers.values()), min(args.warmup, args.duration))
@@ -629,14 +634,15 @@ def report_notes(args: argparse.Namespace, outcome: Outcome) -> list[str]:
          "Each server had its own database (same schema and seed) in one embedded PostgreSQL."),
     ]
     if outcome.authenticated:
+        fastapi = ("FastAPI authenticated nothing (`--fastapi-auth none`): it does strictly "
+                   "less work per request than the service. " if args.fastapi_auth == "none"
+                   else "FastAPI checked the token the same plain way (`--fastapi-auth db`). ")
         notes.append(
             "The service required bearer tokens (401 without): every request carried an "
-            "admin's token (`usermgmt create-admin`, then `POST /api/sessions`). Both "
-            "references ran with REFERENCE_AUTH=1 and check a token the same plain way, a "
-            "per-request lookup of its SHA-256 in `sessions` (one more query per request, no "
-            "token cache), as the Falcon reference always has; the service answers from its "
-            "token cache, one dict lookup after the first request. That difference is part "
-            "of what the ratios measure.")
+            "admin's token (`usermgmt create-admin`, then `POST /api/sessions`); it answers "
+            "from its token cache, one dict lookup after the first request. " + fastapi
+            + "The Falcon reference ran with REFERENCE_AUTH=1: a per-request lookup of the "
+            "token's SHA-256 in `sessions` (one more query per request, no token cache).")
     if args.service_env:
         notes.append("Service environment overrides: "
                      + ", ".join(f"`{k}={v}`" for k, v in args.service_env))
