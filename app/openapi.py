@@ -63,6 +63,27 @@ _USER_LINKS = {
 _ANY_REQUEST = (400, 414, 431)
 
 
+_API_DESCRIPTION = """\
+User management API.
+
+Log in with `POST /api/sessions` and send the token as
+`Authorization: Bearer <token>` on every other request but the
+`operations` ones.
+
+Errors are RFC 9457 problem details (`application/problem+json`); a
+validation failure lists every field at fault in `errors`. Any request
+may be answered 400, 414 or 431 before it reaches a route.
+
+Reads carry an `ETag`; send it back in `If-None-Match` (304 while
+current) or, on a write, in `If-Match` (412 when someone else changed
+the user meanwhile).
+
+Every answer carries `X-Request-ID`: yours when you send a plain one,
+otherwise one the server made; problems name it in `instance`, and the
+server's log lines carry it.
+"""
+
+
 def _json(schema: str) -> dict[str, Any]:
     """A JSON body of one of the components' schemas."""
     return {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
@@ -112,16 +133,30 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "usermgmt",
             "version": "0.1.0",
-            "description": "User management API. Errors are RFC 9457 problem details. "
-                           "Log in with POST /api/sessions and send the token as "
-                           "`Authorization: Bearer <token>`.",
+            "description": _API_DESCRIPTION,
+            "license": {"name": "MIT", "identifier": "MIT"},
         },
+        # Relative: the API is served where this document is.
+        "servers": [{"url": "/", "description": "The server that serves this document."}],
+        "tags": [
+            {"name": "users", "description": "Users: create, read, list, replace, patch, "
+                                             "delete (admins: all; members: their own)."},
+            {"name": "sessions", "description": "Logging in and out: bearer tokens."},
+            {"name": "operations", "description": "Probes, metrics and this document, for "
+                                                  "operators and tools; no token needed."},
+        ],
         "security": [{"bearerAuth": []}],
         "paths": {
             "/api/users": {
                 "get": {
                     "operationId": "listUsers",
+                    "tags": ["users"],
                     "summary": "List users by id, one page at a time (keyset pagination).",
+                    "description": "Admin only. Pages follow ascending ids; pass the previous "
+                                   "page's `next` as `after` (or follow the `Link` header) "
+                                   "until `next` is null. `email` finds one user, whatever "
+                                   "the case. The page's ETag changes whenever one of its "
+                                   "users does: send it back in `If-None-Match` for a 304.",
                     "parameters": [
                         {"name": "limit", "in": "query", "required": False,
                          "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
@@ -151,7 +186,11 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "post": {
                     "operationId": "createUser",
+                    "tags": ["users"],
                     "summary": "Create a user (admin only).",
+                    "description": "`role` defaults to `member`. Without a `password` the "
+                                   "user exists but cannot log in until an admin sets one. "
+                                   "The answer's ETag guards a later update (`If-Match`).",
                     "requestBody": {"required": True, "content": _json("UserInput")},
                     "responses": {
                         "201": {
@@ -172,7 +211,11 @@ def openapi_document() -> dict[str, Any]:
                 "parameters": [user_id],
                 "get": {
                     "operationId": "getUser",
+                    "tags": ["users"],
                     "summary": "Read one user (a member: only itself; others are 404).",
+                    "description": "Answered from the server's cache when it can be. Send "
+                                   "the ETag of a copy you hold in `If-None-Match`: 304 "
+                                   "without a body while it is still current.",
                     "parameters": [if_none_match],
                     "responses": {
                         "200": {"description": "The user.", "headers": {**_ETAG, **_CACHE},
@@ -183,7 +226,13 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "put": {
                     "operationId": "replaceUser",
+                    "tags": ["users"],
                     "summary": "Replace a user's name and email; role and password optional.",
+                    "description": "`name` and `email` are required; `role` (admins only) and "
+                                   "`password` stay as they are when absent. Send the ETag "
+                                   "you read in `If-Match` so that a concurrent change is "
+                                   "not overwritten (412). Changing your own password needs "
+                                   "`current_password`.",
                     "parameters": [if_match],
                     "requestBody": {"required": True, "content": _json("UserReplace")},
                     "responses": {
@@ -194,7 +243,10 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "patch": {
                     "operationId": "patchUser",
+                    "tags": ["users"],
                     "summary": "Change some of a user's fields (JSON merge patch, RFC 7396).",
+                    "description": "Absent fields stay as they are; no field may be null. "
+                                   "`If-Match` and `current_password` as for a replace.",
                     "parameters": [if_match],
                     # One media type: a generator offered two with one schema cannot
                     # tell them apart (an optional body, sent as the wrong type).
@@ -214,7 +266,10 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "delete": {
                     "operationId": "deleteUser",
+                    "tags": ["users"],
                     "summary": "Delete a user and its sessions (admin only, not itself).",
+                    "description": "Every session of the user ends with it, on every "
+                                   "server. `If-Match` deletes only the version you read.",
                     "parameters": [if_match],
                     "responses": {
                         "204": {"description": "Deleted."},
@@ -225,9 +280,12 @@ def openapi_document() -> dict[str, Any]:
             "/api/sessions": {
                 "post": {
                     "operationId": "login",
+                    "tags": ["sessions"],
                     "summary": "Log in: exchange an email and a password for a bearer token.",
-                    "description": "Failed attempts are limited per account and per client "
-                                   "address (429 with Retry-After).",
+                    "description": "A wrong email and a wrong password answer the same 401. "
+                                   "Failed attempts are limited per account and per client "
+                                   "address (429 with Retry-After). The token lives for the "
+                                   "server's session TTL, until logout or a password change.",
                     "security": _ANONYMOUS,
                     "requestBody": {"required": True, "content": _json("Login")},
                     "responses": {
@@ -248,7 +306,9 @@ def openapi_document() -> dict[str, Any]:
             "/api/sessions/current": {
                 "get": {
                     "operationId": "getCurrentSession",
+                    "tags": ["sessions"],
                     "summary": "Who the presented token belongs to, and until when.",
+                    "description": "The user id, role and expiry of the bearer token sent.",
                     "responses": {
                         "200": {"description": "The session.", "headers": _NO_STORE,
                                 "content": _json("Session")},
@@ -257,7 +317,10 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "delete": {
                     "operationId": "logout",
+                    "tags": ["sessions"],
                     "summary": "Revoke the presented token, on every server.",
+                    "description": "Other servers refuse the token within milliseconds "
+                                   "(their caches are told by the database).",
                     "responses": {
                         "204": {"description": "Revoked."},
                         **_errors(401, 405, 503),
@@ -267,7 +330,10 @@ def openapi_document() -> dict[str, Any]:
             "/livez": {
                 "get": {
                     "operationId": "liveness",
+                    "tags": ["operations"],
                     "summary": "The process serves HTTP (no dependency is checked).",
+                    "description": "For an orchestrator's liveness probe: a database "
+                                   "outage must not get every worker restarted.",
                     "security": _ANONYMOUS,
                     "responses": {"200": {"description": "Alive.", "content": {
                         "application/json": {"schema": {"type": "object"}}}},
@@ -277,8 +343,12 @@ def openapi_document() -> dict[str, Any]:
             "/readyz": {
                 "get": {
                     "operationId": "readiness",
+                    "tags": ["operations"],
                     "summary": "Ready: a DbWorker reaches the database, the supervision tree "
                                "is up, and the worker is not draining.",
+                    "description": "For a load balancer or a readiness probe: 503 names "
+                                   "each failed check; a worker told to stop turns "
+                                   "not-ready first.",
                     "security": _ANONYMOUS,
                     "responses": {
                         "200": {"description": "Ready.", "content": {
@@ -291,6 +361,7 @@ def openapi_document() -> dict[str, Any]:
             "/metrics": {
                 "get": {
                     "operationId": "metrics",
+                    "tags": ["operations"],
                     "summary": "Prometheus text exposition of every worker process.",
                     "description": "With USERMGMT_METRICS_BIND set, answered only on that "
                                    "address (404 on the API's).",
@@ -303,7 +374,10 @@ def openapi_document() -> dict[str, Any]:
             "/openapi.json": {
                 "get": {
                     "operationId": "getOpenApi",
+                    "tags": ["operations"],
                     "summary": "This document.",
+                    "description": "The OpenAPI 3.1 description of this API, for "
+                                   "documentation and client generators.",
                     "security": _ANONYMOUS,
                     "responses": {"200": {"description": "The OpenAPI document.",
                                           "content": {"application/json": {

@@ -26,3 +26,23 @@ def test_patch_takes_one_media_type_so_that_generators_require_a_body_and_send_t
     body = DOCUMENT["paths"]["/api/users/{user_id}"]["patch"]["requestBody"]
     assert body["required"] is True
     assert list(body["content"]) == ["application/merge-patch+json"]
+
+
+def test_the_api_is_served_where_the_document_is_and_licensed() -> None:
+    assert DOCUMENT["servers"] == [{"url": "/", "description": DOCUMENT["servers"][0]["description"]}]
+    assert DOCUMENT["info"]["license"] == {"name": "MIT", "identifier": "MIT"}
+
+
+def test_every_operation_has_an_id_a_summary_a_description_and_one_declared_tag() -> None:
+    declared = [tag["name"] for tag in DOCUMENT["tags"]]
+    assert all(tag.get("description") for tag in DOCUMENT["tags"])
+    used = set()
+    ids = set()
+    for method, path, operation in operations():
+        where = f"{method} {path}"
+        assert operation.get("operationId") and operation["operationId"] not in ids, where
+        ids.add(operation["operationId"])
+        assert operation.get("summary") and operation.get("description"), where
+        assert len(operation.get("tags", [])) == 1 and operation["tags"][0] in declared, where
+        used.add(operation["tags"][0])
+    assert used == set(declared)
