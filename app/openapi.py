@@ -22,6 +22,7 @@ from app.validation import (
     DEFAULT_LIMIT,
     LOGIN_EMAIL_PATTERN,
     MAX_EMAIL_LENGTH,
+    MAX_ID,
     MAX_LIMIT,
     MAX_NAME_LENGTH,
     NAME_PATTERN,
@@ -49,6 +50,9 @@ _ETAG = {"ETag": {"$ref": "#/components/headers/ETag"}}
 _CACHE = {"Cache-Control": {"$ref": "#/components/headers/CacheControl"}}
 _NO_STORE = {"Cache-Control": {"description": "`no-store`: the body is a credential.",
                                "schema": {"type": "string"}}}
+# Ids are PostgreSQL bigints: int64, so that no generator maps them to a
+# 32-bit integer (or, knowingly, to a double that rounds past 2**53).
+_ID = {"type": "integer", "format": "int64", "minimum": 1}
 _ANONYMOUS: list[dict[str, list[str]]] = []
 _USER_LINKS = {
     name: {"operationId": operation, "parameters": {"user_id": "$response.body#/id"}}
@@ -112,7 +116,7 @@ def openapi_document() -> dict[str, Any]:
         "name": "user_id",
         "in": "path",
         "required": True,
-        "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+        "schema": {**_ID, "maximum": MAX_ID},
     }
     if_match = {
         "name": "If-Match",
@@ -159,7 +163,8 @@ def openapi_document() -> dict[str, Any]:
                                    "users does: send it back in `If-None-Match` for a 304.",
                     "parameters": [
                         {"name": "limit", "in": "query", "required": False,
-                         "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
+                         "schema": {"type": "integer", "format": "int32", "minimum": 1,
+                                    "maximum": MAX_LIMIT,
                                     "default": DEFAULT_LIMIT}},
                         {"name": "after", "in": "query", "required": False,
                          "description": "The opaque `next` cursor of the previous page.",
@@ -401,11 +406,11 @@ def openapi_document() -> dict[str, Any]:
                                  "updated_at"],
                     "additionalProperties": False,
                     "properties": {
-                        "id": {"type": "integer", "minimum": 1},
+                        "id": _ID,
                         "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH},
                         "email": {"type": "string", "maxLength": MAX_EMAIL_LENGTH},
                         "role": {"$ref": "#/components/schemas/Role"},
-                        "version": {"type": "integer", "minimum": 1,
+                        "version": {"type": "integer", "format": "int64", "minimum": 1,
                                     "description": "Increases on every change."},
                         "inserted_at": {"type": "string", "format": "date-time"},
                         "updated_at": {"type": "string", "format": "date-time"},
@@ -486,7 +491,7 @@ def openapi_document() -> dict[str, Any]:
                         "token": {"type": "string", "minLength": 43,
                                   "description": "Opaque; shown once, stored only as SHA-256."},
                         "expires_at": {"type": "string", "format": "date-time"},
-                        "user_id": {"type": "integer", "minimum": 1},
+                        "user_id": _ID,
                     },
                 },
                 "Session": {
@@ -494,7 +499,7 @@ def openapi_document() -> dict[str, Any]:
                     "required": ["user_id", "role", "expires_at"],
                     "additionalProperties": False,
                     "properties": {
-                        "user_id": {"type": "integer", "minimum": 1},
+                        "user_id": _ID,
                         "role": {"$ref": "#/components/schemas/Role"},
                         "expires_at": {"type": "string", "format": "date-time"},
                     },
@@ -515,7 +520,8 @@ def openapi_document() -> dict[str, Any]:
                     "properties": {
                         "type": {"type": "string"},
                         "title": {"type": "string"},
-                        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+                        "status": {"type": "integer", "format": "int32", "minimum": 400,
+                                   "maximum": 599},
                         "detail": {"type": "string"},
                         "instance": {"type": "string"},
                         "errors": {
@@ -536,7 +542,8 @@ def openapi_document() -> dict[str, Any]:
                 "CacheControl": {"description": "`private, no-cache`.",
                                  "schema": {"type": "string"}},
                 "RetryAfter": {"description": "Seconds to wait before retrying.",
-                               "schema": {"type": "integer"}},
+                               "schema": {"type": "integer", "format": "int32",
+                                          "minimum": 0}},
                 "WWWAuthenticate": {"description": 'RFC 6750 challenge: `Bearer realm="usermgmt"`'
                                                    ', with `error="invalid_token"` for a bad '
                                                    "token.",

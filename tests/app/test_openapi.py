@@ -46,3 +46,29 @@ def test_every_operation_has_an_id_a_summary_a_description_and_one_declared_tag(
         assert len(operation.get("tags", [])) == 1 and operation["tags"][0] in declared, where
         used.add(operation["tags"][0])
     assert used == set(declared)
+
+
+def walk(node: Any, where: str = "#") -> list[tuple[str, dict[str, Any]]]:
+    """Every object in the document with its JSON pointer."""
+    found = []
+    if isinstance(node, dict):
+        found.append((where, node))
+        for key, value in node.items():
+            found.extend(walk(value, f"{where}/{key}"))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found.extend(walk(value, f"{where}/{index}"))
+    return found
+
+
+def test_every_integer_has_a_format_and_ids_and_versions_are_int64() -> None:
+    integers = {where: node for where, node in walk(DOCUMENT) if node.get("type") == "integer"}
+    assert integers
+    for where, schema in integers.items():
+        assert schema.get("format") in ("int32", "int64"), where
+    schemas = DOCUMENT["components"]["schemas"]
+    for schema in (schemas["User"]["properties"]["id"], schemas["User"]["properties"]["version"],
+                   schemas["Session"]["properties"]["user_id"],
+                   schemas["NewSession"]["properties"]["user_id"],
+                   DOCUMENT["paths"]["/api/users/{user_id}"]["parameters"][0]["schema"]):
+        assert schema["format"] == "int64"
