@@ -340,9 +340,9 @@ def openapi_document() -> dict[str, Any]:
                     "description": "For an orchestrator's liveness probe: a database "
                                    "outage must not get every worker restarted.",
                     "security": _ANONYMOUS,
-                    "responses": {"200": {"description": "Alive.", "content": {
-                        "application/json": {"schema": {"type": "object"}}}},
-                        **_errors(405)},
+                    "responses": {"200": {"description": "Alive.",
+                                          "content": _json("Liveness")},
+                                  **_errors(405)},
                 },
             },
             "/readyz": {
@@ -356,8 +356,7 @@ def openapi_document() -> dict[str, Any]:
                                    "not-ready first.",
                     "security": _ANONYMOUS,
                     "responses": {
-                        "200": {"description": "Ready.", "content": {
-                            "application/json": {"schema": {"type": "object"}}}},
+                        "200": {"description": "Ready.", "content": _json("Readiness")},
                         "503": {"$ref": "#/components/responses/NotReady"},
                         **_errors(405),
                     },
@@ -385,8 +384,7 @@ def openapi_document() -> dict[str, Any]:
                                    "documentation and client generators.",
                     "security": _ANONYMOUS,
                     "responses": {"200": {"description": "The OpenAPI document.",
-                                          "content": {"application/json": {
-                                              "schema": {"type": "object"}}}},
+                                          "content": _json("OpenApiDocument")},
                                   **_errors(405)},
                 },
             },
@@ -512,6 +510,32 @@ def openapi_document() -> dict[str, Any]:
                         "data": {"type": "array", "items": {"$ref": "#/components/schemas/User"}},
                         "next": {"type": ["string", "null"],
                                  "description": "Cursor for the next page, or null."},
+                    },
+                },
+                "Liveness": {
+                    "type": "object",
+                    "required": ["status"],
+                    "additionalProperties": False,
+                    "properties": {"status": {"const": "ok"}},
+                },
+                "Readiness": {
+                    "type": "object",
+                    "required": ["status", "checks"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "status": {"const": "ready"},
+                        "checks": {"type": "array", "items": {"type": "string"},
+                                   "description": "The checks that passed."},
+                    },
+                },
+                "OpenApiDocument": {
+                    "type": "object",
+                    "required": ["openapi", "info", "paths"],
+                    "description": "An OpenAPI 3.1 document (this one).",
+                    "properties": {
+                        "openapi": {"type": "string"},
+                        "info": {"type": "object"},
+                        "paths": {"type": "object"},
                     },
                 },
                 "Problem": {

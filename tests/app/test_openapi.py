@@ -72,3 +72,14 @@ def test_every_integer_has_a_format_and_ids_and_versions_are_int64() -> None:
                    schemas["NewSession"]["properties"]["user_id"],
                    DOCUMENT["paths"]["/api/users/{user_id}"]["parameters"][0]["schema"]):
         assert schema["format"] == "int64"
+
+
+def test_every_json_body_is_a_named_schema_so_that_generated_models_are_not_empty() -> None:
+    for method, path, operation in operations():
+        for status, response in operation["responses"].items():
+            for media_type, content in response.get("content", {}).items():
+                if media_type == "application/json":
+                    assert set(content["schema"]) == {"$ref"}, (method, path, status)
+    schemas = DOCUMENT["components"]["schemas"]
+    assert schemas["Liveness"]["properties"] == {"status": {"const": "ok"}}
+    assert schemas["Readiness"]["required"] == ["status", "checks"]
