@@ -53,6 +53,8 @@ _NO_STORE = {"Cache-Control": {"description": "`no-store`: the body is a credent
 # Ids are PostgreSQL bigints: int64, so that no generator maps them to a
 # 32-bit integer (or, knowingly, to a double that rounds past 2**53).
 _ID = {"type": "integer", "format": "int64", "minimum": 1}
+# What the server keeps of a client's X-Request-ID (app.middleware).
+_ID_CHARS = "[A-Za-z0-9._~:@/+=-]{1,128}"
 _ANONYMOUS: list[dict[str, list[str]]] = []
 _USER_LINKS = {
     name: {"operationId": operation, "parameters": {"user_id": "$response.body#/id"}}
@@ -132,7 +134,7 @@ def openapi_document() -> dict[str, Any]:
         "description": "Answer 304 without a body when the current ETag is listed.",
         "schema": {"type": "string"},
     }
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "usermgmt",
@@ -547,20 +549,41 @@ def openapi_document() -> dict[str, Any]:
                         "status": {"type": "integer", "format": "int32", "minimum": 400,
                                    "maximum": 599},
                         "detail": {"type": "string"},
-                        "instance": {"type": "string"},
-                        "errors": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "required": ["field", "message"],
-                                "properties": {"field": {"type": "string"},
-                                               "message": {"type": "string"}},
-                            },
-                        },
+                        "instance": {"type": "string",
+                                     "pattern": f"^urn:usermgmt:request:{_ID_CHARS}$",
+                                     "description": "The request's X-Request-ID, as a URN."},
+                        "errors": {"type": "array",
+                                   "items": {"$ref": "#/components/schemas/FieldError"}},
                     },
+                },
+                "FieldError": {
+                    "type": "object",
+                    "required": ["field", "message"],
+                    "description": "One thing wrong with the request: `field` is a body "
+                                   "field, a query parameter or a header (empty: the whole "
+                                   "body).",
+                    "properties": {"field": {"type": "string"},
+                                   "message": {"type": "string"}},
+                },
+            },
+            "parameters": {
+                "RequestId": {
+                    "name": "X-Request-ID",
+                    "in": "header",
+                    "required": False,
+                    "description": "Your id for this request, echoed in the answer's "
+                                   "X-Request-ID, in a problem's `instance` and in the "
+                                   "server's logs. Kept when it is 1 to 128 of `A-Z a-z 0-9 "
+                                   ". _ ~ : @ / + = -`, else replaced by one the server "
+                                   "makes; control characters or bytes that are not UTF-8 "
+                                   "are refused (400).",
+                    "schema": {"type": "string", "pattern": r"^[\t\x20-\x7e]*$"},
                 },
             },
             "headers": {
+                "RequestId": {"description": "The request's id: the X-Request-ID sent, or one "
+                                             "the server made.",
+                              "schema": {"type": "string", "pattern": f"^{_ID_CHARS}$"}},
                 "ETag": {"description": "Strong entity-tag derived from the row version(s).",
                          "schema": {"type": "string"}},
                 "CacheControl": {"description": "`private, no-cache`.",
@@ -613,3 +636,21 @@ def openapi_document() -> dict[str, Any]:
             },
         },
     }
+    _add_request_id(document)
+    return document
+
+
+def _add_request_id(document: dict[str, Any]) -> None:
+    """``X-Request-ID``: a parameter of every path, a header of every response."""
+    parameter = {"$ref": "#/components/parameters/RequestId"}
+    header = {"X-Request-ID": {"$ref": "#/components/headers/RequestId"}}
+    responses: list[dict[str, Any]] = list(document["components"]["responses"].values())
+    for item in document["paths"].values():
+        item["parameters"] = [*item.get("parameters", []), parameter]
+        for key, operation in item.items():
+            if key != "parameters":
+                responses.extend(operation["responses"].values())
+    for response in responses:
+        if "$ref" not in response:
+            # A copy: the headers dicts above are shared between responses.
+            response["headers"] = {**response.get("headers", {}), **header}

@@ -83,3 +83,16 @@ def test_every_json_body_is_a_named_schema_so_that_generated_models_are_not_empt
     schemas = DOCUMENT["components"]["schemas"]
     assert schemas["Liveness"]["properties"] == {"status": {"const": "ok"}}
     assert schemas["Readiness"]["required"] == ["status", "checks"]
+
+
+def test_x_request_id_is_a_parameter_of_every_path_and_a_header_of_every_response() -> None:
+    parameter = {"$ref": "#/components/parameters/RequestId"}
+    header = {"$ref": "#/components/headers/RequestId"}
+    responses = list(DOCUMENT["components"]["responses"].values())
+    for path, item in DOCUMENT["paths"].items():
+        assert parameter in item["parameters"], path
+        responses.extend(response for method, operation in item.items() if method != "parameters"
+                         for response in operation["responses"].values())
+    for response in responses:
+        assert "$ref" in response or response["headers"]["X-Request-ID"] == header, response
+    assert DOCUMENT["components"]["parameters"]["RequestId"]["name"] == "X-Request-ID"
