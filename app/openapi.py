@@ -64,8 +64,9 @@ _USER_LINKS = {
 
 
 # Any request can be refused before routing: hostile headers or query
-# strings by app.middleware (400), an oversized request line (414) or
-# header section (431), or a header gunicorn cannot parse (400), by gunicorn.
+# strings (400), a request line or header the server cannot parse (400),
+# an oversized request line (414) or header section (431). Each is a
+# problem+json, documented once as a shared response.
 _ANY_REQUEST = (400, 414, 431)
 
 
@@ -98,11 +99,6 @@ def _json(schema: str) -> dict[str, Any]:
 def _errors(*statuses: int) -> dict[str, Any]:
     return {str(s): {"$ref": f"#/components/responses/E{s}"}
             for s in sorted({*_ANY_REQUEST, *statuses})}
-
-
-def _gunicorn_response(description: str) -> dict[str, Any]:
-    return {"description": description + " Answered by gunicorn, as a small HTML page.",
-            "content": {"text/html": {"schema": {"type": "string"}}}}
 
 
 def _string(pattern: str, description: str | None = None, **limits: int) -> dict[str, Any]:
@@ -597,17 +593,11 @@ def openapi_document() -> dict[str, Any]:
                                     "schema": {"type": "string"}},
             },
             "responses": {
-                "E400": {
-                    "description": "Malformed request: JSON body, or NUL, control characters "
-                                   "or invalid UTF-8 in the query string, X-Request-ID or "
-                                   "Authorization (problem+json); or a request gunicorn "
-                                   "cannot parse (HTML).",
-                    "content": {
-                        "application/problem+json": {
-                            "schema": {"$ref": "#/components/schemas/Problem"}},
-                        "text/html": {"schema": {"type": "string"}},
-                    },
-                },
+                "E400": _problem_response("Malformed request: a request line or header that "
+                                          "cannot be parsed; NUL, control characters or "
+                                          "invalid UTF-8 in the query string, X-Request-ID or "
+                                          "Authorization; an empty, malformed or too deeply "
+                                          "nested JSON body."),
                 "E401": _problem_response("No, unknown, expired or revoked bearer token (on "
                                           "login: wrong email or password).", {
                     "WWW-Authenticate": {"$ref": "#/components/headers/WWWAuthenticate"}}),
@@ -626,9 +616,9 @@ def openapi_document() -> dict[str, Any]:
                                           "included)."),
                 "E429": _problem_response("Too many failed password checks for this account "
                                           "or address.", _RETRY_AFTER),
-                "E414": _gunicorn_response("Request line over 4094 bytes."),
-                "E431": _gunicorn_response("More than 50 header fields, or one over 4096 "
-                                           "bytes."),
+                "E414": _problem_response("Request line over 4094 bytes."),
+                "E431": _problem_response("More than 50 header fields, or one over 4096 "
+                                          "bytes."),
                 "E503": _problem_response("No database worker free in time, or the database "
                                           "is unreachable.", _RETRY_AFTER),
                 "NotReady": _problem_response("Not ready; `errors` names each failed check.",

@@ -96,3 +96,17 @@ def test_x_request_id_is_a_parameter_of_every_path_and_a_header_of_every_respons
     for response in responses:
         assert "$ref" in response or response["headers"]["X-Request-ID"] == header, response
     assert DOCUMENT["components"]["parameters"]["RequestId"]["name"] == "X-Request-ID"
+
+
+def test_every_error_is_a_problem_and_those_of_any_request_are_shared_responses() -> None:
+    shared = DOCUMENT["components"]["responses"]
+    for status in ("400", "414", "431"):
+        assert list(shared[f"E{status}"]["content"]) == ["application/problem+json"]
+        for method, path, operation in operations():
+            assert operation["responses"][status] == {"$ref": f"#/components/responses/E{status}"}, (
+                method, path)
+    media_types = {media_type for _, node in walk(DOCUMENT) if isinstance(node.get("content"), dict)
+                   for media_type in node["content"]}
+    assert "text/html" not in media_types
+    for name, response in shared.items():
+        assert list(response["content"]) == ["application/problem+json"], name
