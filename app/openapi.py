@@ -33,11 +33,13 @@ from app.validation import (
 __all__ = ["openapi_document"]
 
 
-def _problem_response(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+def _problem_response(description: str, example: dict[str, Any],
+                      headers: dict[str, Any] | None = None) -> dict[str, Any]:
     response: dict[str, Any] = {
         "description": description,
         "content": {
-            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}},
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"},
+                                         "example": example},
         },
     }
     if headers:
@@ -70,6 +72,22 @@ _USER_LINKS = {
 _ANY_REQUEST = (400, 414, 431)
 
 
+# Examples: one user's life, as the README's walk-through shows it.
+_EXAMPLE_REQUEST_ID = "checkout-7f3a9c"
+_EXAMPLE_USER = {"id": 2, "name": "Ada Lovelace", "email": "ada@example.com", "role": "member",
+                 "version": 1, "inserted_at": "2026-11-27T10:00:00.000000Z",
+                 "updated_at": "2026-11-27T10:00:00.000000Z"}
+_EXAMPLE_ETAG = '"2-1"'
+_EXAMPLE_CURSOR = "dTE6Mg"  # encode_cursor(2)
+_EXAMPLE_EXPIRY = "2026-11-28T10:00:00.000000Z"
+
+
+_METRICS_EXAMPLE = """\
+# HELP usermgmt_http_requests_total HTTP requests answered.
+# TYPE usermgmt_http_requests_total counter
+usermgmt_http_requests_total{method="GET",route="/api/users/{user_id:int(min=1)}",status="200"} 42.0
+"""
+
 _API_DESCRIPTION = """\
 User management API.
 
@@ -91,9 +109,23 @@ server's log lines carry it.
 """
 
 
-def _json(schema: str) -> dict[str, Any]:
-    """A JSON body of one of the components' schemas."""
-    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
+def _json(schema: str, example: Any) -> dict[str, Any]:
+    """A JSON body of one of the components' schemas, with an example."""
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"},
+                                 "example": example}}
+
+
+def _problem(status: int, title: str, detail: str, problem_type: str | None = None,
+             errors: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """An example problem, as app.problems writes it."""
+    example: dict[str, Any] = {
+        "type": f"urn:usermgmt:problem:{problem_type}" if problem_type else "about:blank",
+        "title": title, "status": status, "detail": detail,
+        "instance": f"urn:usermgmt:request:{_EXAMPLE_REQUEST_ID}",
+    }
+    if errors is not None:
+        example["errors"] = errors
+    return example
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
@@ -115,6 +147,7 @@ def openapi_document() -> dict[str, Any]:
         "in": "path",
         "required": True,
         "schema": {**_ID, "maximum": MAX_ID},
+        "example": 2,
     }
     if_match = {
         "name": "If-Match",
@@ -122,6 +155,7 @@ def openapi_document() -> dict[str, Any]:
         "required": False,
         "description": "Apply only if the user's current ETag is listed, or exists (`*`).",
         "schema": {"type": "string"},
+        "example": _EXAMPLE_ETAG,
     }
     if_none_match = {
         "name": "If-None-Match",
@@ -129,6 +163,7 @@ def openapi_document() -> dict[str, Any]:
         "required": False,
         "description": "Answer 304 without a body when the current ETag is listed.",
         "schema": {"type": "string"},
+        "example": _EXAMPLE_ETAG,
     }
     document: dict[str, Any] = {
         "openapi": "3.1.0",
@@ -163,13 +198,16 @@ def openapi_document() -> dict[str, Any]:
                         {"name": "limit", "in": "query", "required": False,
                          "schema": {"type": "integer", "format": "int32", "minimum": 1,
                                     "maximum": MAX_LIMIT,
-                                    "default": DEFAULT_LIMIT}},
+                                    "default": DEFAULT_LIMIT},
+                         "example": 10},
                         {"name": "after", "in": "query", "required": False,
                          "description": "The opaque `next` cursor of the previous page.",
-                         "schema": {"type": "string", "pattern": CURSOR_PATTERN}},
+                         "schema": {"type": "string", "pattern": CURSOR_PATTERN},
+                         "example": _EXAMPLE_CURSOR},
                         {"name": "email", "in": "query", "required": False,
                          "description": "Only the user with this email (case-insensitive).",
-                         "schema": {"$ref": "#/components/schemas/Email"}},
+                         "schema": {"$ref": "#/components/schemas/Email"},
+                         "example": "ADA@example.com"},
                         if_none_match,
                     ],
                     "responses": {
@@ -181,7 +219,8 @@ def openapi_document() -> dict[str, Any]:
                                          "another page follows.",
                                          "schema": {"type": "string"}},
                             },
-                            "content": _json("UserPage"),
+                            "content": _json("UserPage", {"data": [_EXAMPLE_USER],
+                                                          "next": _EXAMPLE_CURSOR}),
                         },
                         "304": {"description": "Not modified.", "headers": {**_ETAG, **_CACHE}},
                         **_errors(401, 403, 405, 422, 503),
@@ -194,7 +233,9 @@ def openapi_document() -> dict[str, Any]:
                     "description": "`role` defaults to `member`. Without a `password` the "
                                    "user exists but cannot log in until an admin sets one. "
                                    "The answer's ETag guards a later update (`If-Match`).",
-                    "requestBody": {"required": True, "content": _json("UserInput")},
+                    "requestBody": {"required": True, "content": _json("UserInput", {
+                        "name": "Ada Lovelace", "email": "ada@example.com",
+                        "password": "analytical engine"})},
                     "responses": {
                         "201": {
                             "description": "Created.",
@@ -203,7 +244,7 @@ def openapi_document() -> dict[str, Any]:
                                 "Location": {"schema": {"type": "string"},
                                              "description": "/api/users/{id} of the new user."},
                             },
-                            "content": _json("User"),
+                            "content": _json("User", _EXAMPLE_USER),
                             "links": _USER_LINKS,
                         },
                         **_errors(401, 403, 405, 409, 413, 415, 422, 503),
@@ -222,7 +263,7 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [if_none_match],
                     "responses": {
                         "200": {"description": "The user.", "headers": {**_ETAG, **_CACHE},
-                                "content": _json("User")},
+                                "content": _json("User", _EXAMPLE_USER)},
                         "304": {"description": "Not modified.", "headers": {**_ETAG, **_CACHE}},
                         **_errors(401, 404, 405, 503),
                     },
@@ -237,10 +278,11 @@ def openapi_document() -> dict[str, Any]:
                                    "not overwritten (412). Changing your own password needs "
                                    "`current_password`.",
                     "parameters": [if_match],
-                    "requestBody": {"required": True, "content": _json("UserReplace")},
+                    "requestBody": {"required": True, "content": _json("UserReplace", {
+                        "name": "Ada King", "email": "ada@example.org"})},
                     "responses": {
                         "200": {"description": "The updated user.", "headers": _ETAG,
-                                "content": _json("User")},
+                                "content": _json("User", _EXAMPLE_USER)},
                         **_errors(401, 403, 404, 405, 409, 412, 413, 415, 422, 429, 503),
                     },
                 },
@@ -259,11 +301,12 @@ def openapi_document() -> dict[str, Any]:
                         "description": "A JSON merge patch. `application/json` is accepted "
                                        "too, with the same meaning.",
                         "content": {"application/merge-patch+json": {
-                            "schema": {"$ref": "#/components/schemas/UserPatch"}}},
+                            "schema": {"$ref": "#/components/schemas/UserPatch"},
+                            "example": {"name": "Countess of Lovelace", "role": "admin"}}},
                     },
                     "responses": {
                         "200": {"description": "The updated user.", "headers": _ETAG,
-                                "content": _json("User")},
+                                "content": _json("User", _EXAMPLE_USER)},
                         **_errors(401, 403, 404, 405, 409, 412, 413, 415, 422, 429, 503),
                     },
                 },
@@ -290,7 +333,8 @@ def openapi_document() -> dict[str, Any]:
                                    "address (429 with Retry-After). The token lives for the "
                                    "server's session TTL, until logout or a password change.",
                     "security": _ANONYMOUS,
-                    "requestBody": {"required": True, "content": _json("Login")},
+                    "requestBody": {"required": True, "content": _json("Login", {
+                        "email": "admin@example.com", "password": "correct horse battery"})},
                     "responses": {
                         "201": {
                             "description": "Logged in; send the token as "
@@ -300,7 +344,9 @@ def openapi_document() -> dict[str, Any]:
                                 "Location": {"schema": {"type": "string"},
                                              "description": "/api/sessions/current"},
                             },
-                            "content": _json("NewSession"),
+                            "content": _json("NewSession", {
+                                "token": "tQ0xv8Y3m2Wm5v0bZ2r9sK4pJ7cL1nE6aH8dF3gU5yI",
+                                "expires_at": _EXAMPLE_EXPIRY, "user_id": 1}),
                         },
                         **_errors(401, 405, 413, 415, 422, 429, 503),
                     },
@@ -314,7 +360,8 @@ def openapi_document() -> dict[str, Any]:
                     "description": "The user id, role and expiry of the bearer token sent.",
                     "responses": {
                         "200": {"description": "The session.", "headers": _NO_STORE,
-                                "content": _json("Session")},
+                                "content": _json("Session", {
+                            "user_id": 1, "role": "admin", "expires_at": _EXAMPLE_EXPIRY})},
                         **_errors(401, 405, 503),
                     },
                 },
@@ -339,7 +386,7 @@ def openapi_document() -> dict[str, Any]:
                                    "outage must not get every worker restarted.",
                     "security": _ANONYMOUS,
                     "responses": {"200": {"description": "Alive.",
-                                          "content": _json("Liveness")},
+                                          "content": _json("Liveness", {"status": "ok"})},
                                   **_errors(405)},
                 },
             },
@@ -354,7 +401,9 @@ def openapi_document() -> dict[str, Any]:
                                    "not-ready first.",
                     "security": _ANONYMOUS,
                     "responses": {
-                        "200": {"description": "Ready.", "content": _json("Readiness")},
+                        "200": {"description": "Ready.", "content": _json("Readiness", {
+                            "status": "ready",
+                            "checks": ["draining", "supervision_tree", "database"]})},
                         "503": {"$ref": "#/components/responses/NotReady"},
                         **_errors(405),
                     },
@@ -369,7 +418,7 @@ def openapi_document() -> dict[str, Any]:
                                    "address (404 on the API's).",
                     "security": _ANONYMOUS,
                     "responses": {"200": {"description": "Metrics.", "content": {
-                        "text/plain": {"schema": {"type": "string"}}}},
+                        "text/plain": {"schema": {"type": "string"}, "example": _METRICS_EXAMPLE}}},
                         **_errors(404, 405)},
                 },
             },
@@ -382,7 +431,10 @@ def openapi_document() -> dict[str, Any]:
                                    "documentation and client generators.",
                     "security": _ANONYMOUS,
                     "responses": {"200": {"description": "The OpenAPI document.",
-                                          "content": _json("OpenApiDocument")},
+                                          "content": _json("OpenApiDocument", {
+                                              "openapi": "3.1.0",
+                                              "info": {"title": "usermgmt", "version": "0.1.0"},
+                                              "paths": {}})},
                                   **_errors(405)},
                 },
             },
@@ -540,7 +592,12 @@ def openapi_document() -> dict[str, Any]:
                     "type": "object",
                     "required": ["type", "title", "status", "detail"],
                     "properties": {
-                        "type": {"type": "string"},
+                        "type": {"type": "string",
+                                 "pattern": "^(about:blank|urn:usermgmt:problem:[a-z-]+)$",
+                                 "description": "`urn:usermgmt:problem:<name>` (e.g. "
+                                                "`validation`, `not-found`, "
+                                                "`precondition-failed`), or `about:blank` "
+                                                "when the status says it all."},
                         "title": {"type": "string"},
                         "status": {"type": "integer", "format": "int32", "minimum": 400,
                                    "maximum": 599},
@@ -574,6 +631,7 @@ def openapi_document() -> dict[str, Any]:
                                    "makes; control characters or bytes that are not UTF-8 "
                                    "are refused (400).",
                     "schema": {"type": "string", "pattern": r"^[\t\x20-\x7e]*$"},
+                    "example": _EXAMPLE_REQUEST_ID,
                 },
             },
             "headers": {
@@ -593,36 +651,76 @@ def openapi_document() -> dict[str, Any]:
                                     "schema": {"type": "string"}},
             },
             "responses": {
-                "E400": _problem_response("Malformed request: a request line or header that "
-                                          "cannot be parsed; NUL, control characters or "
-                                          "invalid UTF-8 in the query string, X-Request-ID or "
-                                          "Authorization; an empty, malformed or too deeply "
-                                          "nested JSON body."),
-                "E401": _problem_response("No, unknown, expired or revoked bearer token (on "
-                                          "login: wrong email or password).", {
-                    "WWW-Authenticate": {"$ref": "#/components/headers/WWWAuthenticate"}}),
-                "E403": _problem_response("The token's user may not do this (or gave a wrong "
-                                          "current_password)."),
-                "E404": _problem_response("No such user (or, for a member, not its own) or "
-                                          "route."),
-                "E405": _problem_response("Method not allowed; see the Allow header.", {
-                    "Allow": {"schema": {"type": "string"}}}),
-                "E409": _problem_response("Another user has this email."),
-                "E412": _problem_response("If-Match did not match the current ETag."),
-                "E413": _problem_response("Body larger than 64 KiB."),
-                "E415": _problem_response("Unsupported body media type."),
-                "E422": _problem_response("Validation failed; `errors` lists each field "
-                                          "(unknown fields and fields the caller may not set "
-                                          "included)."),
-                "E429": _problem_response("Too many failed password checks for this account "
-                                          "or address.", _RETRY_AFTER),
-                "E414": _problem_response("Request line over 4094 bytes."),
-                "E431": _problem_response("More than 50 header fields, or one over 4096 "
-                                          "bytes."),
-                "E503": _problem_response("No database worker free in time, or the database "
-                                          "is unreachable.", _RETRY_AFTER),
-                "NotReady": _problem_response("Not ready; `errors` names each failed check.",
-                                              _RETRY_AFTER),
+                "E400": _problem_response(
+                    "Malformed request: a request line or header that cannot be parsed; NUL, "
+                    "control characters or invalid UTF-8 in the query string, X-Request-ID or "
+                    "Authorization; an empty, malformed or too deeply nested JSON body.",
+                    _problem(400, "Bad Request", "the request body is empty; a JSON object is "
+                             "required", "malformed-json")),
+                "E401": _problem_response(
+                    "No, unknown, expired or revoked bearer token (on login: wrong email or "
+                    "password).",
+                    _problem(401, "Unauthorized", "the token is unknown, expired or revoked",
+                             "unauthenticated"),
+                    {"WWW-Authenticate": {"$ref": "#/components/headers/WWWAuthenticate"}}),
+                "E403": _problem_response(
+                    "The token's user may not do this (or gave a wrong current_password).",
+                    _problem(403, "Forbidden", "only an admin may do this", "forbidden")),
+                "E404": _problem_response(
+                    "No such user (or, for a member, not its own) or route.",
+                    _problem(404, "Not Found", "user 42 does not exist", "not-found")),
+                "E405": _problem_response(
+                    "Method not allowed; see the Allow header.",
+                    _problem(405, "405 Method Not Allowed", "405 Method Not Allowed"),
+                    {"Allow": {"description": "The methods the route answers.",
+                               "schema": {"type": "string"},
+                               "example": "DELETE, GET, OPTIONS, PATCH, PUT"}}),
+                "E409": _problem_response(
+                    "Another user has this email.",
+                    _problem(409, "Conflict", "email ada@example.com is already taken",
+                             "duplicate-email",
+                             [{"field": "email", "message": "is already taken"}])),
+                "E412": _problem_response(
+                    "If-Match did not match the current ETag.",
+                    _problem(412, "Precondition Failed", "user 2 has changed since (version 3)",
+                             "precondition-failed")),
+                "E413": _problem_response(
+                    "Body larger than 64 KiB.",
+                    _problem(413, "Content Too Large", "the body must be at most 65536 bytes",
+                             "body-too-large")),
+                "E414": _problem_response(
+                    "Request line over 4094 bytes.",
+                    _problem(414, "URI Too Long", "the request line is over 4094 bytes")),
+                "E415": _problem_response(
+                    "Unsupported body media type.",
+                    _problem(415, "Unsupported Media Type", "the body must be application/json "
+                             "(UTF-8)", "unsupported-media-type")),
+                "E422": _problem_response(
+                    "Validation failed; `errors` lists each field (unknown fields and fields "
+                    "the caller may not set included).",
+                    _problem(422, "Unprocessable Content", "the request is not valid; see "
+                             "errors", "validation",
+                             [{"field": "email", "message": "must be a valid email address"},
+                              {"field": "nickname", "message": "unknown field"}])),
+                "E429": _problem_response(
+                    "Too many failed password checks for this account or address.",
+                    _problem(429, "Too Many Requests", "too many failed logins; try again "
+                             "later", "rate-limited"),
+                    _RETRY_AFTER),
+                "E431": _problem_response(
+                    "More than 50 header fields, or one over 4096 bytes.",
+                    _problem(431, "Request Header Fields Too Large", "more than 50 header "
+                             "fields")),
+                "E503": _problem_response(
+                    "No database worker free in time, or the database is unreachable.",
+                    _problem(503, "Service Unavailable", "no database worker is free; retry "
+                             "shortly", "unavailable"),
+                    _RETRY_AFTER),
+                "NotReady": _problem_response(
+                    "Not ready; `errors` names each failed check.",
+                    _problem(503, "Service Unavailable", "not ready: database", "not-ready",
+                             [{"field": "database", "message": "no DbWorker is connected"}]),
+                    _RETRY_AFTER),
             },
         },
     }

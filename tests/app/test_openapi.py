@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import jsonschema
+
 from app.openapi import openapi_document
 
 DOCUMENT = openapi_document()
@@ -110,3 +112,38 @@ def test_every_error_is_a_problem_and_those_of_any_request_are_shared_responses(
     assert "text/html" not in media_types
     for name, response in shared.items():
         assert list(response["content"]) == ["application/problem+json"], name
+
+
+def resolve(node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        target: Any = DOCUMENT
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def examples() -> list[tuple[str, Any, dict[str, Any]]]:
+    """Every (where, example, schema): of parameters, request bodies and responses."""
+    found = []
+    for where, node in walk(DOCUMENT):
+        if "in" in node and "schema" in node:  # a parameter
+            assert "example" in node, f"{where}: a parameter without an example"
+            found.append((where, node["example"], node["schema"]))
+        for media_type, content in (node.get("content") or {}).items():
+            if isinstance(content, dict) and "schema" in content:
+                assert "example" in content, f"{where} {media_type}: a body without an example"
+                found.append((f"{where} {media_type}", content["example"], content["schema"]))
+    return found
+
+
+def test_every_parameter_and_body_has_an_example_that_its_schema_accepts() -> None:
+    found = examples()
+    assert len(found) >= 40
+    for where, example, schema in found:
+        validator = jsonschema.Draft202012Validator(
+            {**schema, "components": DOCUMENT["components"]},
+            format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+        errors = [error.message for error in validator.iter_errors(example)]
+        assert not errors, f"{where}: {errors}"
+
