@@ -8,8 +8,11 @@ what they need.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import falcon
+import falcon.responders
+import falcon.routing
 import orjson
 
 from app.auth import AuthMiddleware, ListenerSplit
@@ -37,6 +40,22 @@ class OpenApiResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = falcon.MEDIA_JSON
         resp.data = self._body
+
+
+class Router(falcon.routing.CompiledRouter):
+    """Falcon's router, with OPTIONS listed in the ``Allow`` of its own answer.
+
+    Falcon leaves OPTIONS out of that list, yet puts it in a 405's ``Allow``;
+    here every route answers OPTIONS with the methods a 405 names.
+    """
+
+    def map_http_methods(self, resource: object, **kwargs: Any) -> Any:
+        method_map: dict[str, Any] = super().map_http_methods(resource, **kwargs)
+        if "OPTIONS" not in method_map:
+            # "_asgi" is what falcon.asgi.App passes to add_route.
+            method_map["OPTIONS"] = falcon.responders.create_default_options(
+                sorted([*method_map, "OPTIONS"]), asgi=kwargs.get("_asgi", False))
+        return method_map
 
 
 App = falcon.App[falcon.Request, falcon.Response]
@@ -83,7 +102,7 @@ def create_app(
         middleware.append(ListenerSplit(metrics_port))
     if not without_authentication:
         middleware.append(AuthMiddleware(sessions))
-    app = falcon.App(cors_enable=False, middleware=middleware)
+    app = falcon.App(cors_enable=False, middleware=middleware, router=Router())
     app.req_options.strip_url_path_trailing_slash = True
     # Query strings are parsed strictly: "a=1&a=2" stays a list, so it can be refused.
     app.req_options.auto_parse_qs_csv = False
