@@ -67,9 +67,11 @@ _USER_LINKS = {
 
 # Any request can be refused before routing: hostile headers or query
 # strings (400), a request line or header the server cannot parse (400),
-# an oversized request line (414) or header section (431). Each is a
-# problem+json, documented once as a shared response.
-_ANY_REQUEST = (400, 414, 431)
+# an oversized request line (414) or header section (431); and every
+# operation refuses a query parameter it does not define (422, see
+# app.app.QueryParameters). Each is a problem+json, documented once as a
+# shared response.
+_ANY_REQUEST = (400, 414, 422, 431)
 
 
 # Examples: one user's life, as the README's walk-through shows it.
@@ -97,7 +99,9 @@ Log in with `POST /api/sessions` and send the token as
 
 Errors are RFC 9457 problem details (`application/problem+json`); a
 validation failure lists every field at fault in `errors`. Any request
-may be answered 400, 414 or 431 before it reaches a route.
+may be answered 400, 414 or 431 before it reaches a route, and 422 when
+it carries a query parameter that the operation does not define (or one
+it does, twice).
 
 Reads carry an `ETag`; send it back in `If-None-Match` (304 while
 current) or, on a write, in `If-Match` (412 when someone else changed
@@ -697,7 +701,8 @@ def openapi_document() -> dict[str, Any]:
                              "(UTF-8)", "unsupported-media-type")),
                 "E422": _problem_response(
                     "Validation failed; `errors` lists each field (unknown fields and fields "
-                    "the caller may not set included).",
+                    "the caller may not set included) and each query parameter the operation "
+                    "does not define or that was given twice.",
                     _problem(422, "Unprocessable Content", "the request is not valid; see "
                              "errors", "validation",
                              [{"field": "email", "message": "must be a valid email address"},

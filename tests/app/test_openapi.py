@@ -100,9 +100,9 @@ def test_x_request_id_is_a_parameter_of_every_path_and_a_header_of_every_respons
     assert DOCUMENT["components"]["parameters"]["RequestId"]["name"] == "X-Request-ID"
 
 
-def test_every_error_is_a_problem_and_those_of_any_request_are_shared_responses() -> None:
+def test_every_error_is_a_problem_and_those_any_request_may_get_are_shared_responses() -> None:
     shared = DOCUMENT["components"]["responses"]
-    for status in ("400", "414", "431"):
+    for status in ("400", "414", "422", "431"):
         assert list(shared[f"E{status}"]["content"]) == ["application/problem+json"]
         for method, path, operation in operations():
             assert operation["responses"][status] == {"$ref": f"#/components/responses/E{status}"}, (

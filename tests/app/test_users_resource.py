@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import falcon.testing
 import psycopg
 import pytest
 
-from app.app import create_app
 from tests.app.conftest import Account, CheckedClient
-
-if TYPE_CHECKING:
-    from app.runtime import Runtime
 
 JSON = {"Content-Type": "application/json"}
 MERGE = {"Content-Type": "application/merge-patch+json"}
@@ -366,19 +361,6 @@ def test_an_unsupported_method_is_405_with_allow(client: CheckedClient, method: 
     assert result.status_code == 405
     assert result.headers["Content-Type"] == "application/problem+json"
     assert allowed <= {m.strip() for m in result.headers["Allow"].split(",")}
-
-
-@pytest.mark.parametrize("path", ["/api/users", "/api/users/1", "/api/sessions",
-                                  "/api/sessions/current", "/livez", "/openapi.json"])
-def test_options_allows_what_a_405_allows_options_included(runtime: Runtime, path: str) -> None:
-    # Not a CheckedClient: OPTIONS is HTTP's, not an operation of the document.
-    client = falcon.testing.TestClient(create_app(runtime.users, runtime.sessions))
-    options = client.simulate_options(path)
-    refused = client.simulate_request("TRACE", path)
-    assert options.status_code == 200 and options.content == b""
-    assert refused.status_code == 405
-    assert options.headers["Allow"] == refused.headers["Allow"]
-    assert "OPTIONS" in options.headers["Allow"].split(", ")
 
 
 def test_openapi_document_describes_every_route(client: CheckedClient) -> None:
