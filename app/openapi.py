@@ -14,6 +14,8 @@ wherever a password is checked.
 
 from __future__ import annotations
 
+import json
+import sys
 from typing import Any
 
 from app.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
@@ -30,7 +32,7 @@ from app.validation import (
     ROLES,
 )
 
-__all__ = ["openapi_document"]
+__all__ = ["main", "openapi_document"]
 
 
 def _problem_response(description: str, example: dict[str, Any],
@@ -747,3 +749,12 @@ def _add_request_id(document: dict[str, Any]) -> None:
         if "$ref" not in response:
             # A copy: the headers dicts above are shared between responses.
             response["headers"] = {**response.get("headers", {}), **header}
+
+
+def main() -> None:
+    """Print the document, as ``/openapi.json`` serves it: ``python -m app.openapi``."""
+    sys.stdout.write(json.dumps(openapi_document(), indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -8,6 +8,9 @@ it and walks through the API with that.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from typing import Any
 
 import jsonschema
@@ -147,3 +150,9 @@ def test_every_parameter_and_body_has_an_example_that_its_schema_accepts() -> No
         errors = [error.message for error in validator.iter_errors(example)]
         assert not errors, f"{where}: {errors}"
 
+
+
+def test_python_m_app_openapi_prints_the_served_document() -> None:
+    done = subprocess.run([sys.executable, "-m", "app.openapi"], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert json.loads(done.stdout) == DOCUMENT
