@@ -10,6 +10,11 @@ Security: a bearer token on every operation (global ``security``) except
 the anonymous ones, which override it with ``security: []``; 401 is
 documented wherever a token is checked, 403 wherever a role matters, 429
 wherever a password is checked.
+
+Client generators read it too (tests/integration/test_generated_client.py):
+every operation has one tag, a description and examples, every JSON body
+a named schema, every integer a format, and every error the problem+json
+it is; ``X-Request-ID`` is added to every path and response in one place.
 """
 
 from __future__ import annotations
