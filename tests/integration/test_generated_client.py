@@ -38,7 +38,8 @@ import requests
 from tests.integration.server import Server
 from tests.waiting import wait_until
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# The first test also waits for the generator's install (once) and a server.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(480)]
 
 GENERATOR = "openapi-python-client==0.29.1"
 ROOT = Path(__file__).resolve().parents[2]
