@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,10 @@ logger = logging.getLogger("usermgmt")
 
 DEFAULT_BIND = "127.0.0.1:8000"
 DEFAULT_THREADS = 4
+# Far beyond what one host serves well; what matters is that a typo (an
+# extra zero) is refused instead of forking thousands of processes.
+MAX_WORKERS = 256
+MAX_THREADS = 1024
 
 
 def _bind(value: str) -> str:
@@ -40,14 +45,36 @@ def _bind(value: str) -> str:
     return value
 
 
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return number
+def _count(high: int) -> Callable[[str], int]:
+    """An argparse type: an integer from 1 to ``high``."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            number = 0
+        if not 1 <= number <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer from 1 to {high}, got {value!r}")
+        return number
+
+    return parse
+
+
+def _seconds(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a finite number from ``low`` to ``high``."""
+
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        # NaN compares false with everything: ask for "inside", never "outside".
+        if not (math.isfinite(number) and low <= number <= high):
+            raise argparse.ArgumentTypeError(f"expected a number from {low:g} to {high:g}, "
+                                             f"got {value!r}")
+        return number
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,10 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP API under gunicorn")
     serve.add_argument("--bind", type=_bind, default=DEFAULT_BIND,
                        help=f"HOST:PORT to listen on (default {DEFAULT_BIND})")
-    serve.add_argument("--workers", type=_positive, default=os.cpu_count() or 1,
-                       help="worker processes (default: CPU count)")
-    serve.add_argument("--threads", type=_positive, default=DEFAULT_THREADS,
-                       help=f"request threads per worker (default {DEFAULT_THREADS})")
+    serve.add_argument("--workers", type=_count(MAX_WORKERS), default=os.cpu_count() or 1,
+                       help=f"worker processes, 1 to {MAX_WORKERS} (default: CPU count)")
+    serve.add_argument("--threads", type=_count(MAX_THREADS), default=DEFAULT_THREADS,
+                       help=f"request threads per worker, 1 to {MAX_THREADS} "
+                            f"(default {DEFAULT_THREADS})")
     commands.add_parser("migrate", help="apply pending database migrations and exit")
     admin = commands.add_parser(
         "create-admin", help="create an admin (password from a prompt, or stdin if not a TTY)")
@@ -71,10 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="base URL of the server (default http://127.0.0.1:8000)")
     chaos.add_argument("--kind", default="any",
                        choices=["db_worker", "cache", "listener", "supervisor", "any"])
-    chaos.add_argument("--every", type=float, default=1.0, help="seconds between kills")
-    chaos.add_argument("--jitter", type=float, default=0.3,
+    chaos.add_argument("--every", type=_seconds(0.001, 3600), default=1.0,
+                       help="seconds between kills")
+    chaos.add_argument("--jitter", type=_seconds(0, 1), default=0.3,
                        help="relative jitter of the interval (0.3 = ±30%%)")
-    chaos.add_argument("--duration", type=float, default=10.0, help="seconds to run")
+    chaos.add_argument("--duration", type=_seconds(0.001, 86_400), default=10.0,
+                       help="seconds to run")
     chaos.add_argument("--token", help="bearer token sent with each kill")
     chaos.add_argument("--kill-db-connections", action="store_true",
                        help="instead: terminate every PostgreSQL backend of the service")
