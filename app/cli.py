@@ -170,6 +170,12 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     prepare_metrics_dir(settings.data_dir)
     from app import gunicorn_conf
 
+    # gunicorn forks its workers from inside run() below, so every worker
+    # that exits (SIGTERM, a timeout's SIGABRT, a HUP reload, a root
+    # supervisor's give-up) unwinds through this function too. Only this
+    # process, the master, may stop the database, and only once gunicorn
+    # has stopped every worker.
+    master_pid = os.getpid()
     url, embedded = _database(settings)
     try:
         apply_migrations(url, connect_timeout=settings.db_connect_timeout)
@@ -193,13 +199,14 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             "limit_request_line": gunicorn_conf.limit_request_line,
             "limit_request_fields": gunicorn_conf.limit_request_fields,
             "limit_request_field_size": gunicorn_conf.limit_request_field_size,
+            **gunicorn_conf.control_socket(),
             **gunicorn_conf.hooks(),
         }
         _Gunicorn(options).run()
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
     finally:
-        if embedded is not None:
+        if embedded is not None and os.getpid() == master_pid:
             embedded.stop()
             logger.info("embedded PostgreSQL stopped", extra={"event": "embedded_db_stopped"})
     return 0

@@ -10,6 +10,13 @@ One process at a time owns a data directory: :meth:`EmbeddedPostgres.start`
 takes an exclusive ``flock`` on ``USERMGMT_DATA_DIR/usermgmt.lock`` and
 holds it until :meth:`stop`, so a second server on the same directory gets
 :class:`DataDirInUse` instead of sharing, or corrupting, the cluster.
+
+Fork-safe: gunicorn forks its workers from inside ``usermgmt serve``, and
+each worker inherits this object. Only the process that started the
+server stops it; in any other, :meth:`stop` does nothing, and a forked
+child lets go of its copy of the lock at once (without unlocking it for
+the owner), so a worker that outlives a killed master never keeps the
+data directory from the next ``usermgmt serve``.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import stat
 import subprocess
 import tempfile
 import warnings
+import weakref
 from pathlib import Path
 from typing import IO
 
@@ -47,6 +55,20 @@ class EmbeddedPostgresError(RuntimeError):
 
 class DataDirInUse(EmbeddedPostgresError):
     """Another process already runs a server on this data directory."""
+
+
+# Servers holding their data directory's lock in this process (see
+# _let_go_of_locks_after_fork).
+_LOCKED: weakref.WeakSet[EmbeddedPostgres] = weakref.WeakSet()
+
+
+def _let_go_of_locks_after_fork() -> None:
+    """In a forked child: close the inherited lock files, keeping the parent's locks."""
+    for server in list(_LOCKED):
+        server._forget_lock()
+
+
+os.register_at_fork(after_in_child=_let_go_of_locks_after_fork)
 
 
 def _bin_dir() -> Path:
@@ -73,6 +95,8 @@ class EmbeddedPostgres:
         self.pgdata = self.data_dir / "pgdata"
         self.log_file = self.data_dir / "postgresql.log"
         self._lock_file: IO[str] | None = None
+        # The process that started the server: the only one that stops it.
+        self._owner_pid: int | None = None
         self._as_user = SYSTEM_USER if os.geteuid() == 0 else None
 
     # -- public ---------------------------------------------------------
@@ -108,10 +132,19 @@ class EmbeddedPostgres:
         except BaseException:
             self._release_lock()
             raise
+        self._owner_pid = os.getpid()
         return self.url()
 
     def stop(self) -> None:
-        """Stop the server (fast shutdown) and release the data directory."""
+        """Stop the server (fast shutdown) and release the data directory.
+
+        Does nothing unless this process started the server: a forked
+        worker that inherited this object must never stop the database
+        that its siblings and its master still use.
+        """
+        if self._owner_pid != os.getpid():
+            return
+        self._owner_pid = None
         try:
             if self.is_running():
                 self.stop_server()
@@ -172,11 +205,19 @@ class EmbeddedPostgres:
         lock_file.write(f"pid {os.getpid()}\n")
         lock_file.flush()
         self._lock_file = lock_file
+        _LOCKED.add(self)
 
     def _release_lock(self) -> None:
         if self._lock_file is not None:
             with contextlib.suppress(OSError):
                 fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+        self._forget_lock()
+
+    def _forget_lock(self) -> None:
+        # Closing a descriptor does not release a flock that another
+        # (the parent's) still holds; LOCK_UN would, for every holder.
+        _LOCKED.discard(self)
+        if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
 

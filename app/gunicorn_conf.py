@@ -21,7 +21,7 @@ import os
 import signal
 from typing import Any
 
-__all__ = ["hooks"]
+__all__ = ["control_socket", "hooks"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,11 @@ graceful_timeout = 30
 limit_request_line = 4094
 limit_request_fields = 50
 limit_request_field_size = 4096
+# gunicorn 25+ binds a control socket at one path per user by default
+# (~/.gunicorn/gunicorn.ctl): every server of that user would share it,
+# the last one started taking it over and the first one stopped deleting
+# it for the others. Reload and stop by signal instead (HUP, TERM).
+control_socket_disable = True
 
 
 def post_worker_init(worker: Any) -> None:
@@ -74,6 +79,15 @@ def child_exit(server: Any, worker: Any) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def control_socket() -> dict[str, Any]:
+    """The control-socket setting, as gunicorn settings (none before gunicorn 25.1)."""
+    from gunicorn.config import KNOWN_SETTINGS
+
+    if any(setting.name == "control_socket_disable" for setting in KNOWN_SETTINGS):
+        return {"control_socket_disable": control_socket_disable}
+    return {}
 
 
 def hooks() -> dict[str, Any]:
