@@ -15,7 +15,15 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-__all__ = ["BOUNDS", "LOGIN_RATE_WINDOW", "Bounds", "ConfigError", "Settings", "one_line"]
+__all__ = [
+    "BOUNDS",
+    "LOGIN_RATE_WINDOW",
+    "POOL_SPARE_CONNECTIONS",
+    "Bounds",
+    "ConfigError",
+    "Settings",
+    "one_line",
+]
 
 
 class ConfigError(ValueError):
@@ -59,6 +67,11 @@ BOUNDS: Mapping[str, Bounds] = {
     "USERMGMT_LOGIN_RATE_LIMIT": Bounds(1, 1_000_000),
 }
 LOGIN_RATE_WINDOW = Bounds(0.001, DAY)
+
+# The connection pool of a worker process holds one more connection than it
+# has DbWorkers (app.runtime), so that a replacement DbWorker need not wait
+# for its predecessor's broken connection to be discarded.
+POOL_SPARE_CONNECTIONS = 1
 
 
 def _refused(name: str, raw: str, kind: str) -> ConfigError:
@@ -180,6 +193,14 @@ class Settings:
     login_rate_limit: int = 5
     login_rate_window: float = 60.0
     metrics_bind: str | None = None
+
+    def connections_per_process(self) -> int:
+        """Database connections one worker process may hold at once.
+
+        Its DbWorkers, the pool's spare (see :data:`POOL_SPARE_CONNECTIONS`)
+        and, with the cache on, the change listener's own connection.
+        """
+        return self.db_workers + POOL_SPARE_CONNECTIONS + (1 if self.cache_enabled else 0)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
