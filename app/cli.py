@@ -287,8 +287,17 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _database_beside_serve(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
+    """Like :func:`_database`, but when ``usermgmt serve`` owns the embedded
+    server, use it where it runs (and leave it running)."""
+    try:
+        return _database(settings)
+    except DataDirInUse:
+        return EmbeddedPostgres(settings.data_dir).url(), None
+
+
 def migrate(settings: Settings) -> int:
-    url, embedded = _database(settings)
+    url, embedded = _database_beside_serve(settings)
     try:
         applied = apply_migrations(url, connect_timeout=settings.db_connect_timeout)
     finally:
@@ -307,11 +316,7 @@ def create_admin(args: argparse.Namespace, settings: Settings) -> int:
     except (ValueError, EOFError) as exc:
         print(f"usermgmt: {exc}", file=sys.stderr)
         return 2
-    try:
-        url, embedded = _database(settings)
-    except DataDirInUse:
-        # `usermgmt serve` owns the embedded server: use it where it runs.
-        url, embedded = EmbeddedPostgres(settings.data_dir).url(), None
+    url, embedded = _database_beside_serve(settings)
     try:
         apply_migrations(url, connect_timeout=settings.db_connect_timeout)
         user_id = create_admin(url, args.email, args.name, password)

@@ -13,6 +13,7 @@ import contextlib
 import os
 import secrets
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ import psutil
 import pytest
 import requests
 
-from tests.integration.server import Server, login
+from tests.integration.server import Server, login, usermgmt_command
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -186,9 +187,14 @@ def test_a_worker_killed_under_load_is_replaced_and_the_database_keeps_serving(
 
 
 def test_a_hup_reload_under_load_loses_no_request(embedded_server: Server) -> None:
+    """A deployment as the README describes it: migrate beside the running server, then HUP."""
     server = embedded_server
     with Load(server) as load:
         load.run_for(20)
+        migrated = subprocess.run([*usermgmt_command(), "migrate"], env=server.env,
+                                  capture_output=True, text=True, timeout=60, check=False)
+        assert migrated.returncode == 0 and "applied 0 migration(s)" in migrated.stdout, (
+            migrated.stderr)
         originals = server.worker_pids()
         assert server.process is not None
         server.process.send_signal(signal.SIGHUP)
