@@ -45,6 +45,7 @@ from actors.errors import (
     InvalidData,
     NotFound,
     PreconditionFailed,
+    UsermgmtError,
     WorkerCrashed,
     WrongPassword,
 )
@@ -56,10 +57,11 @@ from actors.messages import (
     DeleteUser,
     GetCredentials,
     GetSession,
-    GetUser,
+    GetUsers,
     ListUsers,
     Ping,
     RecordLoginFailure,
+    Refused,
     SessionRow,
     UpdateUser,
     User,
@@ -72,7 +74,7 @@ __all__ = ["ConnectionLost", "DbWorker"]
 logger = logging.getLogger(__name__)
 
 _COLUMNS: LiteralString = "id, name, email, role, version, inserted_at, updated_at"
-_SELECT_ONE: LiteralString = f"SELECT {_COLUMNS} FROM users WHERE id = %s"
+_SELECT_MANY: LiteralString = f"SELECT {_COLUMNS} FROM users WHERE id = ANY(%s)"
 _SELECT_PAGE: LiteralString = (
     f"SELECT {_COLUMNS} FROM users WHERE id > %s ORDER BY id LIMIT %s"
 )
@@ -286,12 +288,12 @@ class DbWorker(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         """Answer one request and check back into the pool.
 
-        Raises:
-            NotFound, DuplicateEmail, PreconditionFailed, InvalidData: to
-                the asking thread; the worker carries on.
-            DatabaseUnavailable: to the asking thread; the worker carries on.
-            WorkerCrashed: to the asking thread when the connection broke;
-                the worker then ends abnormally and is replaced.
+        Expected outcomes are answered as :class:`~actors.messages.Refused`
+        values, not raised (pykka would log every 404 as a failure):
+        NotFound, DuplicateEmail, PreconditionFailed, InvalidData,
+        WrongPassword, DatabaseUnavailable (the worker carries on), and
+        WorkerCrashed when the connection broke (the worker then ends
+        abnormally and is replaced).
         """
         if isinstance(message, _Crash):
             raise ConnectionLost("database connection lost")
@@ -302,6 +304,12 @@ class DbWorker(pykka.ThreadingActor):
         entry = self._handlers.get(type(message))
         if entry is None:
             return super().on_receive(message)
+        try:
+            return self._run(entry, message)
+        except UsermgmtError as exc:
+            return Refused(exc)
+
+    def _run(self, entry: tuple[str, Callable[[DbWorker, Any], Any]], message: Any) -> Any:
         operation, handler = entry
         healthy = True
         started = time.perf_counter()
@@ -353,11 +361,9 @@ class DbWorker(pykka.ThreadingActor):
             cursor = self._cursor = conn.cursor()
         return cursor
 
-    def _get(self, msg: GetUser) -> User:
-        row = self._db.execute(_SELECT_ONE, (msg.user_id,)).fetchone()
-        if row is None:
-            raise NotFound(f"user {msg.user_id} does not exist")
-        return User(*row)
+    def _get_many(self, msg: GetUsers) -> dict[int, User]:
+        rows = self._db.execute(_SELECT_MANY, (list(msg.user_ids),)).fetchall()
+        return {row[0]: User(*row) for row in rows}
 
     def _list(self, msg: ListUsers) -> UserPage:
         # One row more than asked tells whether another page follows.
@@ -484,7 +490,7 @@ class DbWorker(pykka.ThreadingActor):
 
 
 DbWorker._handlers = {
-    GetUser: ("get", DbWorker._get),
+    GetUsers: ("get", DbWorker._get_many),
     ListUsers: ("list", DbWorker._list),
     CreateUser: ("create", DbWorker._create),
     UpdateUser: ("update", DbWorker._update),

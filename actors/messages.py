@@ -23,10 +23,11 @@ __all__ = [
     "DeleteUser",
     "GetCredentials",
     "GetSession",
-    "GetUser",
+    "GetUsers",
     "ListUsers",
     "Ping",
     "RecordLoginFailure",
+    "Refused",
     "SessionRow",
     "UpdateUser",
     "User",
@@ -71,8 +72,26 @@ class UserPage:
 
 
 @dataclass(frozen=True, slots=True)
-class GetUser:
-    user_id: int
+class GetUsers:
+    """Several users by id in one query; answers ``{id: User}`` for those that exist.
+
+    Concurrent reads of single users are coalesced into one of these (see
+    :mod:`app.batching`): one round trip and one statement for the lot.
+    """
+
+    user_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """An expected refusal (not found, conflict, precondition, ...), answered as a value.
+
+    A DbWorker answers domain errors this way rather than raising them, so
+    that an everyday 404 or 409 is not logged as an actor failure; the
+    asking side raises :attr:`error`.
+    """
+
+    error: Exception
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,10 @@ open) and unregister when they end, however they end, so a supervisor's
 replacement worker joins the pool without anyone wiring it in.
 
 When no worker is idle the caller waits, in a bounded queue, up to its
-checkout timeout; then :class:`~actors.errors.NoWorkerAvailable`. With no
+checkout timeout — a thread on a condition (:meth:`WorkerPool.checkout`),
+a coroutine on an asyncio future that the checking-in worker settles
+through the loop (:meth:`WorkerPool.checkout_async`), so an event loop is
+never blocked; then :class:`~actors.errors.NoWorkerAvailable`. With no
 worker registered at all (the database is down and none can start) it
 fails at once instead of waiting for nothing.
 
@@ -24,6 +27,7 @@ at once instead of joining the queue. Overload then costs clients a fast
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
@@ -89,6 +93,9 @@ class WorkerPool:
         self._idle: deque[pykka.ActorRef[Any]] = deque()
         self._members: dict[str, pykka.ActorRef[Any]] = {}
         self._busy: set[str] = set()
+        # Coroutines waiting in checkout_async, oldest first.
+        self._async_waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = (
+            deque())
         self._kills: dict[str, Kill] = {}
         self._waiting = 0
         self._checkouts = 0
@@ -116,8 +123,8 @@ class WorkerPool:
             self._members[ref.actor_urn] = ref
             if kill is not None:
                 self._kills[ref.actor_urn] = kill
-            self._idle.append(ref)
-            self._cond.notify()
+            self._busy.add(ref.actor_urn)
+            self._release(ref)
 
     def unregister(self, ref: pykka.ActorRef[Any]) -> None:
         """Remove a worker that is stopping; idempotent."""
@@ -131,17 +138,18 @@ class WorkerPool:
                 self._idle.remove(ref)
             # Waiters re-check: with no members left they must fail fast.
             self._cond.notify_all()
+            if not self._members:
+                while self._async_waiters:
+                    loop, waiter = self._async_waiters.popleft()
+                    self._waiting -= 1
+                    with contextlib.suppress(RuntimeError):  # its loop is closed
+                        loop.call_soon_threadsafe(_fail, waiter)
 
     def checkin(self, ref: pykka.ActorRef[Any]) -> None:
         """Return a worker to the idle set after it answered a request."""
         with self._cond:
-            urn = ref.actor_urn
-            if urn not in self._busy:
-                return
-            self._busy.discard(urn)
-            if urn in self._members:
-                self._idle.append(ref)
-                self._cond.notify()
+            if ref.actor_urn in self._busy:
+                self._release(ref)
 
     # -- called by request threads ---------------------------------------
 
@@ -158,39 +166,96 @@ class WorkerPool:
             # Newcomers do not overtake those already waiting.
             if self._idle and not self._waiting:
                 self._interval_min_wait = 0.0
-                return self._take()
-            if not self._members:
-                raise NoWorkerAvailable("no database worker is running")
-            if self._shedding:
-                self._shed += 1
+                ref = self._take()
+                waited = 0.0
+            else:
+                self._refuse_if_needed()
+                ref = self._wait_for_idle(started, timeout)
+                waited = self._clock() - started
+                self._note_wait(waited)
+        if self._on_wait is not None:
+            self._on_wait(waited)
+        return ref
+
+    async def checkout_async(self, timeout: float) -> pykka.ActorRef[Any]:
+        """Take an idle worker, waiting up to ``timeout`` seconds without blocking the loop.
+
+        Call from a running event loop; same rules and errors as :meth:`checkout`.
+
+        Raises:
+            NoWorkerAvailable: if no worker runs, the wait queue is full,
+                or none became idle in time.
+        """
+        with self._cond:
+            started = self._clock()
+            self._judge_interval(started)
+            idle = self._take() if self._idle and not self._waiting else None
+            if idle is None:
+                self._refuse_if_needed()
+                loop = asyncio.get_running_loop()
+                waiter: asyncio.Future[pykka.ActorRef[Any]] = loop.create_future()
+                entry = (loop, waiter)
+                self._async_waiters.append(entry)
+                self._waiting += 1
+            else:
+                self._interval_min_wait = 0.0
+        if idle is not None:
+            if self._on_wait is not None:
+                self._on_wait(0.0)
+            return idle
+        try:
+            async with asyncio.timeout(timeout):
+                ref = await waiter
+        except TimeoutError:
+            with self._cond:
+                with contextlib.suppress(ValueError):
+                    self._async_waiters.remove(entry)
+                    self._waiting -= 1
+                # Else a worker was handed over meanwhile: _deliver gives it back.
                 self._timeouts += 1
-                self._notify_timeout()
-                raise NoWorkerAvailable("overloaded: requests are being shed; try again")
-            if self._waiting >= self.max_waiters:
-                self._timeouts += 1
-                self._notify_timeout()
-                raise NoWorkerAvailable("too many requests are waiting for a database worker")
-            deadline = started + timeout
-            self._waiting += 1
-            try:
-                while not self._idle:
-                    remaining = deadline - self._clock()
-                    if remaining <= 0 or not self._members:
-                        self._timeouts += 1
-                        self._note_wait(self._clock() - started)
-                        self._notify_timeout()
-                        raise NoWorkerAvailable(
-                            f"no database worker became free within {timeout:g} s"
-                        )
-                    self._cond.wait(remaining)
-            finally:
-                self._waiting -= 1
-            ref = self._take()
+                self._note_wait(self._clock() - started)
+            self._notify_timeout()
+            raise NoWorkerAvailable(
+                f"no database worker became free within {timeout:g} s") from None
+        with self._cond:
             waited = self._clock() - started
             self._note_wait(waited)
         if self._on_wait is not None:
             self._on_wait(waited)
         return ref
+
+    def _refuse_if_needed(self) -> None:
+        """Raise unless a caller may queue for a worker (lock held)."""
+        if not self._members:
+            raise NoWorkerAvailable("no database worker is running")
+        if self._shedding:
+            self._shed += 1
+            self._timeouts += 1
+            self._notify_timeout()
+            raise NoWorkerAvailable("overloaded: requests are being shed; try again")
+        if self._waiting >= self.max_waiters:
+            self._timeouts += 1
+            self._notify_timeout()
+            raise NoWorkerAvailable("too many requests are waiting for a database worker")
+
+    def _wait_for_idle(self, started: float, timeout: float) -> pykka.ActorRef[Any]:
+        """Wait on the condition for an idle worker and take it (lock held)."""
+        deadline = started + timeout
+        self._waiting += 1
+        try:
+            while not self._idle:
+                remaining = deadline - self._clock()
+                if remaining <= 0 or not self._members:
+                    self._timeouts += 1
+                    self._note_wait(self._clock() - started)
+                    self._notify_timeout()
+                    raise NoWorkerAvailable(
+                        f"no database worker became free within {timeout:g} s"
+                    )
+                self._cond.wait(remaining)
+        finally:
+            self._waiting -= 1
+        return self._take()
 
     def kill(self, ref: pykka.ActorRef[Any]) -> None:
         """Forcibly release a worker's resources (supervisor shutdown timeout)."""
@@ -236,6 +301,27 @@ class WorkerPool:
         """Whether requests that would have to wait are being refused."""
         return self._shedding
 
+    def _release(self, ref: pykka.ActorRef[Any]) -> None:
+        """A busy member is free: hand it to the oldest coroutine waiting, else make it idle."""
+        while self._async_waiters:
+            loop, waiter = self._async_waiters.popleft()
+            self._waiting -= 1
+            try:
+                loop.call_soon_threadsafe(self._deliver, waiter, ref)
+            except RuntimeError:  # that waiter's loop is closed: try the next
+                continue
+            return
+        self._busy.discard(ref.actor_urn)
+        self._idle.append(ref)
+        self._cond.notify()
+
+    def _deliver(self, waiter: asyncio.Future[Any], ref: pykka.ActorRef[Any]) -> None:
+        """In the waiter's loop: hand ``ref`` over, or back if the waiter gave up."""
+        if waiter.done():
+            self.checkin(ref)
+        else:
+            waiter.set_result(ref)
+
     def _take(self) -> pykka.ActorRef[Any]:
         ref = self._idle.pop()
         self._busy.add(ref.actor_urn)
@@ -245,3 +331,8 @@ class WorkerPool:
     def _notify_timeout(self) -> None:
         if self._on_timeout is not None:
             self._on_timeout()
+
+
+def _fail(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_exception(NoWorkerAvailable("no database worker is running"))

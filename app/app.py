@@ -1,6 +1,6 @@
 """The Falcon application factory: routes, middleware, error handling.
 
-``create_app`` only wires what it is given; :mod:`app.wsgi` builds the
+``create_app`` only wires what it is given; :mod:`app.asgi` builds the
 real collaborators from the environment. Tests call ``create_app`` with
 what they need.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import falcon
+import falcon.asgi
 import orjson
 
 from app.auth import AuthMiddleware, ListenerSplit
@@ -34,12 +35,12 @@ class OpenApiResource:
     def __init__(self) -> None:
         self._body = orjson.dumps(openapi_document())
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = falcon.MEDIA_JSON
         resp.data = self._body
 
 
-App = falcon.App[falcon.Request, falcon.Response]
+App = falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]
 
 
 def create_app(
@@ -52,10 +53,10 @@ def create_app(
     retry_after: int = 1,
     metrics_enabled: bool = True,
     access_log: bool = True,
-    metrics_port: str | None = None,
+    metrics_port: int | None = None,
     without_authentication: bool = False,
 ) -> App:
-    """Build the WSGI application around a users service.
+    """Build the ASGI application around a users service.
 
     Every route but the anonymous ones (see :mod:`app.auth`) requires a
     bearer token.
@@ -83,7 +84,7 @@ def create_app(
         middleware.append(ListenerSplit(metrics_port))
     if not without_authentication:
         middleware.append(AuthMiddleware(sessions))
-    app = falcon.App(cors_enable=False, middleware=middleware)
+    app: App = falcon.asgi.App(cors_enable=False, middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     # Query strings are parsed strictly: "a=1&a=2" stays a list, so it can be refused.
     app.req_options.auto_parse_qs_csv = False

@@ -69,7 +69,6 @@ _MAX_HEADER_LENGTH = _SCHEME_LENGTH + MAX_TOKEN_LENGTH
 # sends as a method is decided afresh, so it cannot grow the memo.
 _KNOWN_METHODS = frozenset(falcon.constants.COMBINED_METHODS)
 _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
-_METRICS_PATH = "/metrics"
 _NOBODY: frozenset[str] = frozenset()
 
 
@@ -99,11 +98,11 @@ def forbidden(detail: str) -> Problem:
 def client_address(req: falcon.Request) -> str:
     """The peer address failed password checks are counted against.
 
-    The socket's peer (``REMOTE_ADDR``), never a client-supplied header:
-    behind a proxy that is the proxy, and the per-account limit is what
-    still holds per client.
+    The socket's peer, never a client-supplied header: behind a proxy
+    that is the proxy, and the per-account limit is what still holds per
+    client.
     """
-    return str(req.env.get("REMOTE_ADDR") or "unknown")
+    return str(req.remote_addr or "unknown")
 
 
 def principal_of(req: falcon.Request) -> Principal:
@@ -131,18 +130,29 @@ class ListenerSplit:
     requests do not pay for it otherwise.
 
     Args:
-        metrics_port: the port of the metrics listener, compared with
-            ``SERVER_PORT``, which gunicorn sets from the listening socket
-            (not from the client's ``Host`` header).
+        metrics_port: the port of the metrics listener, compared with the
+            port of the socket the request came in on (the ASGI scope's
+            ``server``, not the client's ``Host`` header).
     """
 
-    def __init__(self, metrics_port: str) -> None:
+    def __init__(self, metrics_port: int) -> None:
         self._metrics_port = metrics_port
 
-    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Raises: Problem: 404 for a route on the wrong listener."""
-        on_metrics_listener = req.env.get("SERVER_PORT") == self._metrics_port
-        if on_metrics_listener != (req.path == _METRICS_PATH):
+    async def process_resource(self, req: falcon.Request, resp: falcon.Response,
+                               resource: object, params: dict[str, Any]) -> None:
+        """Raises: Problem: 404 for a route on the wrong listener.
+
+        Decided by the resource the router picked, not by the path as sent:
+        ``//metrics`` or ``/%2Fmetrics`` reach the same resource as
+        ``/metrics`` and are refused on the API's listener alike.
+        """
+        scope = req.scope  # type: ignore[attr-defined]
+        server = scope.get("server")
+        if server is not None and not isinstance(server, tuple):
+            # The ASGI spec allows any iterable: read it once, keep it readable.
+            server = scope["server"] = tuple(server)
+        on_metrics_listener = server is not None and server[1] == self._metrics_port
+        if on_metrics_listener != (getattr(resource, "serves_metrics", False) is True):
             raise Problem(404, "no such route on this address", problem_type="not-found",
                           title="Not Found")
 
@@ -155,13 +165,14 @@ class AuthMiddleware:
     """
 
     def __init__(self, sessions: SessionsService) -> None:
+        self._cached = sessions.cached
         self._authenticate = sessions.authenticate
         # (resource class, method) -> whether a principal is needed; at
         # most routes x known methods entries, filled on first sight.
         self._guarded: dict[tuple[type[Any], str], bool] = {}
 
-    def process_resource(self, req: falcon.Request, resp: falcon.Response,
-                         resource: object, params: dict[str, Any]) -> None:
+    async def process_resource(self, req: falcon.Request, resp: falcon.Response,
+                               resource: object, params: dict[str, Any]) -> None:
         """Set ``req.context.principal`` or refuse the request.
 
         Raises:
@@ -181,8 +192,7 @@ class AuthMiddleware:
                 self._guarded[key] = guarded
         if not guarded:
             return
-        # The WSGI key itself: get_header() would normalise the name first.
-        header = req.env.get("HTTP_AUTHORIZATION")
+        header = req.get_header("Authorization")
         if header is None:
             raise _unauthorized("a bearer token is required", None)
         # The usual shape costs two checks. Its content is not validated
@@ -193,7 +203,7 @@ class AuthMiddleware:
             token = header[_SCHEME_LENGTH:]
         else:
             token = _token_or_refusal(header)
-        principal = self._authenticate(token)
+        principal = self._cached(token) or await self._authenticate(token)
         if principal is None:
             if not _PRINTABLE_ASCII.fullmatch(header):
                 raise _malformed_header()
@@ -211,7 +221,7 @@ def _token_or_refusal(header: str) -> str:
         Problem: 400 for bytes outside printable ASCII, 401 otherwise.
     """
     if not _PRINTABLE_ASCII.fullmatch(header):
-        # WSGI hands header bytes over as latin-1: NUL, control characters,
+        # Header bytes are handed over as latin-1: NUL, control characters,
         # UTF-8 (valid or not) all end up here.
         raise _malformed_header()
     scheme, _, token = header.strip().partition(" ")

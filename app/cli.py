@@ -39,11 +39,9 @@ __all__ = ["CannotStart", "main"]
 logger = logging.getLogger("usermgmt")
 
 DEFAULT_BIND = "127.0.0.1:8000"
-DEFAULT_THREADS = 4
 # Far beyond what one host serves well; what matters is that a typo (an
 # extra zero) is refused instead of forking thousands of processes.
 MAX_WORKERS = 256
-MAX_THREADS = 1024
 
 
 class CannotStart(RuntimeError):
@@ -97,9 +95,6 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"HOST:PORT to listen on (default {DEFAULT_BIND})")
     serve.add_argument("--workers", type=_count(MAX_WORKERS), default=os.cpu_count() or 1,
                        help=f"worker processes, 1 to {MAX_WORKERS} (default: CPU count)")
-    serve.add_argument("--threads", type=_count(MAX_THREADS), default=DEFAULT_THREADS,
-                       help=f"request threads per worker, 1 to {MAX_THREADS} "
-                            f"(default {DEFAULT_THREADS})")
     commands.add_parser("migrate", help="apply pending database migrations and exit")
     admin = commands.add_parser(
         "create-admin", help="create an admin (password from a prompt, or stdin if not a TTY)")
@@ -135,7 +130,7 @@ class _Gunicorn:
                     self.cfg.set(key, value)
 
             def load(self) -> Any:
-                from app.wsgi import get_app
+                from app.asgi import get_app
 
                 return get_app()
 
@@ -264,9 +259,9 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         options: dict[str, Any] = {
             "bind": binds,
             "workers": args.workers,
-            "threads": args.threads,
             "worker_class": gunicorn_conf.worker_class,
             "graceful_timeout": gunicorn_conf.graceful_timeout,
+            "keepalive": gunicorn_conf.keepalive,
             "timeout": max(30, int(settings.request_timeout * 3)),
             "preload_app": False,
             "proc_name": "usermgmt",

@@ -57,6 +57,8 @@ BOUNDS: Mapping[str, Bounds] = {
     "USERMGMT_DB_CONNECT_TIMEOUT": Bounds(0.1, DAY),
     "USERMGMT_STATEMENT_TIMEOUT": Bounds(0.01, DAY),
     "USERMGMT_REQUEST_TIMEOUT": Bounds(0.1, DAY),
+    "USERMGMT_HEADER_TIMEOUT": Bounds(0.1, DAY),
+    "USERMGMT_BODY_TIMEOUT": Bounds(0.1, DAY),
     "USERMGMT_RETRY_AFTER": Bounds(1, DAY),
     "USERMGMT_QUEUE_TARGET": Bounds(0.001, DAY),
     "USERMGMT_QUEUE_INTERVAL": Bounds(0.01, DAY),
@@ -179,6 +181,8 @@ class Settings:
     db_connect_timeout: float = 5.0
     statement_timeout: float = 5.0
     request_timeout: float = 10.0
+    header_timeout: float = 10.0
+    body_timeout: float = 15.0
     retry_after: int = 1
     migrate_on_start: bool = True
     log_level: str = "INFO"
@@ -224,6 +228,8 @@ class Settings:
             db_connect_timeout=_float(env, "USERMGMT_DB_CONNECT_TIMEOUT", 5.0),
             statement_timeout=_float(env, "USERMGMT_STATEMENT_TIMEOUT", 5.0),
             request_timeout=_float(env, "USERMGMT_REQUEST_TIMEOUT", 10.0),
+            header_timeout=_float(env, "USERMGMT_HEADER_TIMEOUT", 10.0),
+            body_timeout=_float(env, "USERMGMT_BODY_TIMEOUT", 15.0),
             retry_after=_int(env, "USERMGMT_RETRY_AFTER", 1),
             migrate_on_start=_bool(env, "USERMGMT_MIGRATE_ON_START", True),
             log_level=log_level,

@@ -1,12 +1,14 @@
 """Gunicorn settings and server hooks for ``usermgmt serve``.
 
-Also usable as ``gunicorn -c python:app.gunicorn_conf 'app.wsgi:get_app()'``.
-The actor tree lives in each worker: built by ``get_app`` after fork,
-stopped in ``worker_exit`` so no actor thread or connection outlives it.
+Also usable as ``gunicorn -c python:app.gunicorn_conf 'app.asgi:get_app()'``.
+The worker class is :class:`app.edge.Worker` (an asyncio worker; see
+:mod:`app.edge`). The actor tree lives in each worker: built by
+``get_app`` after fork, stopped in ``worker_exit`` so no actor thread or
+connection outlives it.
 
 On SIGTERM a worker first turns not-ready (``/readyz`` answers 503, so a
-load balancer stops sending), lets gunicorn finish its in-flight requests
-(up to ``graceful_timeout``), and only then stops its actors.
+load balancer stops sending), finishes its in-flight requests (up to
+``graceful_timeout``), and only then stops its actors.
 
 The master never imports the application (the hooks import it lazily in
 the worker): in multiprocess mode every metric the master created would
@@ -18,15 +20,16 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import signal
 from typing import Any
 
 __all__ = ["control_socket", "hooks"]
 
 logger = logging.getLogger(__name__)
 
-worker_class = "gthread"
+worker_class = "app.edge.Worker"
 graceful_timeout = 30
+# Seconds an idle keep-alive connection stays open.
+keepalive = 5
 # Hostile input stops at the door: gunicorn answers 400 (or 431/414)
 # before the application sees a request line, a header or a header count
 # beyond these. The API needs short lines and a dozen small headers; the
@@ -42,7 +45,7 @@ control_socket_disable = True
 
 
 def post_worker_init(worker: Any) -> None:
-    """Freeze the start-up heap; mark the worker draining as soon as it is told to stop.
+    """Freeze the start-up heap.
 
     Everything built so far (modules, the app, the actor tree) lives as
     long as the worker: ``gc.freeze()`` takes it out of the collector's
@@ -51,26 +54,13 @@ def post_worker_init(worker: Any) -> None:
     whichever request happened to allocate at the time).
     """
     gc.freeze()
-    previous = signal.getsignal(signal.SIGTERM)
-
-    from app import wsgi
-
-    def drain_then_exit(signum: int, frame: Any) -> None:
-        runtime = wsgi.current_runtime()
-        if runtime is not None:
-            runtime.draining.set()
-        logger.info("worker draining", extra={"event": "worker_draining"})
-        if callable(previous):
-            previous(signum, frame)
-
-    signal.signal(signal.SIGTERM, drain_then_exit)
 
 
 def worker_exit(server: Any, worker: Any) -> None:
     """Stop the worker's actors after its in-flight requests finished."""
-    from app import wsgi
+    from app import asgi
 
-    wsgi.stop_runtime()
+    asgi.stop_runtime()
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import falcon
+import falcon.asgi
 import orjson
 
 from app.encoding import dumps
@@ -78,7 +79,7 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
-def _discard(stream: Any) -> None:
+async def _discard(stream: Any) -> None:
     """Read and drop the rest of an oversized chunked body, up to :data:`DRAIN_LIMIT`.
 
     Closing a connection with unread bytes in its receive buffer makes the
@@ -87,17 +88,19 @@ def _discard(stream: Any) -> None:
     """
     left = DRAIN_LIMIT
     while left > 0:
-        chunk = stream.read(min(left, 64 * 1024))
+        chunk = await stream.read(min(left, 64 * 1024))
         if not chunk:
             return
         left -= len(chunk)
 
 
-def read_json(req: falcon.Request) -> Any:
+async def read_json(req: falcon.asgi.Request) -> Any:
     """Read and decode the JSON body, at most :data:`MAX_BODY_BYTES`.
 
     A declared ``Content-Length`` over the limit is refused before reading;
-    a chunked body is cut off as soon as it passes the limit.
+    a chunked body is cut off as soon as it passes the limit. How long a
+    client may take to send it is bounded by the server (see
+    :mod:`app.edge`), not here.
 
     Raises:
         Problem: 413 too large, 400 empty, not UTF-8, not JSON or too deep.
@@ -105,13 +108,11 @@ def read_json(req: falcon.Request) -> Any:
     length = req.content_length
     if length is not None and length > MAX_BODY_BYTES:
         raise _too_large()
-    # Without Content-Length (chunked), Falcon's bounded stream reads
-    # nothing; the server's input stream ends at the last chunk.
-    stream = req.bounded_stream if length is not None else req.stream
-    raw = stream.read(MAX_BODY_BYTES + 1)
+    stream = req.stream
+    raw = await stream.read(MAX_BODY_BYTES + 1)
     if len(raw) > MAX_BODY_BYTES:
         if length is None:
-            _discard(stream)
+            await _discard(stream)
         raise _too_large()
     if not raw.strip():
         raise Problem(400, "the request body is empty; a JSON object is required",

@@ -74,7 +74,7 @@ class RequestMiddleware:
         self._counters: dict[tuple[str, str, int], Any] = {}
         self._histograms: dict[tuple[str, str], Any] = {}
 
-    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         supplied = req.get_header("X-Request-ID")
         if supplied is not None and _SAFE_REQUEST_ID.fullmatch(supplied):
             request_id = supplied
@@ -93,8 +93,8 @@ class RequestMiddleware:
         if query and not _clean_query(query):
             raise _malformed("query", "must be UTF-8 without control characters once decoded")
 
-    def process_response(self, req: falcon.Request, resp: falcon.Response,
-                         resource: object, req_succeeded: bool) -> None:
+    async def process_response(self, req: falcon.Request, resp: falcon.Response,
+                               resource: object, req_succeeded: bool) -> None:
         started = getattr(req.context, "started", None)
         if started is None:  # process_request did not run (should not happen)
             return
@@ -142,7 +142,7 @@ class RequestMiddleware:
 def _hostile(value: str) -> bool:
     """NUL, control characters, or bytes that are not UTF-8 in a header value.
 
-    WSGI hands header values over as latin-1 text, one character per byte.
+    Falcon hands header values over as latin-1 text, one character per byte.
     """
     if _CONTROL.search(value):
         return True

@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 import falcon
+import falcon.asgi
 import orjson
 
 from actors.errors import (
@@ -79,12 +80,11 @@ def _unavailable_headers(retry_after: int) -> dict[str, str]:
     return {"Retry-After": str(retry_after)}
 
 
-def install_error_handling(
-    app: falcon.App[falcon.Request, falcon.Response], retry_after: int = 1
-) -> None:
+def install_error_handling(app: falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response],
+                           retry_after: int = 1) -> None:
     """Map domain errors to problems and render every error as problem+json."""
 
-    def on_validation(req: falcon.Request, resp: falcon.Response, ex: Exception,
+    async def on_validation(req: falcon.Request, resp: falcon.Response, ex: Exception,
                       params: dict[str, Any]) -> None:
         assert isinstance(ex, ValidationFailed)
         raise Problem(
@@ -95,7 +95,7 @@ def install_error_handling(
             errors=[e.to_json() for e in ex.errors],
         )
 
-    def on_domain(req: falcon.Request, resp: falcon.Response, ex: Exception,
+    async def on_domain(req: falcon.Request, resp: falcon.Response, ex: Exception,
                   params: dict[str, Any]) -> None:
         if isinstance(ex, NotFound):
             raise Problem(404, str(ex), problem_type="not-found", title="Not Found")
@@ -122,7 +122,7 @@ def install_error_handling(
                           headers=_unavailable_headers(retry_after))
         raise ex  # pragma: no cover - every UsermgmtError is mapped above
 
-    def on_unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception,
+    async def on_unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception,
                       params: dict[str, Any]) -> None:
         if isinstance(ex, falcon.HTTPError):
             # Falcon's own errors keep their status and headers.

@@ -6,6 +6,7 @@ worker exits; tests build one against the test database.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import threading
@@ -251,10 +252,14 @@ class Runtime:
             ReadinessCheck("database", self._check_database),
         ]
 
-    def _check_not_draining(self) -> str | None:
+    async def _check_not_draining(self) -> str | None:
         return "the worker is shutting down" if self.draining.is_set() else None
 
-    def _check_tree(self) -> str | None:
+    async def _check_tree(self) -> str | None:
+        # Asks the root supervisor and waits: off the event loop.
+        return await asyncio.to_thread(self._tree_problem)
+
+    def _tree_problem(self) -> str | None:
         root = self.root
         if root is None or not root.is_alive():
             return "the root supervisor is not running"
@@ -265,9 +270,9 @@ class Runtime:
         down = [child_id for child_id, ref, _ in children if ref is None or not ref.is_alive()]
         return f"not running: {', '.join(down)}" if down else None
 
-    def _check_database(self) -> str | None:
+    async def _check_database(self) -> str | None:
         try:
-            self.users.ping()
+            await self.users.ping()
         except Unavailable as exc:
             return str(exc)
         return None
@@ -299,3 +304,4 @@ class Runtime:
         connections, self.connections = self.connections, None
         if connections is not None:
             connections.close(timeout=timeout)
+        self.passwords.slots.close()

@@ -137,7 +137,7 @@ class LoginRateLimit:
 
 
 class SessionsService:
-    """Logins, token authentication and logouts; used from request threads.
+    """Logins, token authentication and logouts; used from the event loop.
 
     Args:
         client: asks DbWorkers.
@@ -174,7 +174,25 @@ class SessionsService:
 
     # -- the hot path ------------------------------------------------------
 
-    def authenticate(self, token: str) -> Principal | None:
+    def cached(self, token: str) -> Principal | None:
+        """The principal of a cached live session, or None (look it up with :meth:`authenticate`).
+
+        Never waits: the hot path of every request.
+        """
+        cache = self._cache
+        if cache is None or not self._coherence.is_coherent:
+            return None
+        digest = _sha256(token.encode()).digest()
+        return self._live(cache.get(_FIRST_8_BYTES(digest)[0] >> 1), digest)
+
+    def _live(self, entry: Principal | None, digest: bytes) -> Principal | None:
+        """``entry`` if it is the session of ``digest`` and has not expired."""
+        if entry is not None and _compare(entry.token_hash, digest) and (
+                entry.expires_at > self._clock()):
+            return entry
+        return None
+
+    async def authenticate(self, token: str) -> Principal | None:
         """The principal of a live session, or None (unknown, expired, revoked).
 
         ``token`` must already be a syntactically valid token (printable
@@ -183,41 +201,32 @@ class SessionsService:
         Raises: Unavailable (the database cannot be asked right now, and
             the token is not in the cache).
         """
+        hit = self.cached(token)
+        if hit is not None:
+            return hit
         digest = _sha256(token.encode()).digest()
         key: int = _FIRST_8_BYTES(digest)[0] >> 1
         cache = self._cache
         if cache is None:
-            return self._lookup(digest, None, 0)
-        if self._coherence.is_coherent:
-            hit = cache.get(key)
-            if (
-                hit is not None
-                and _compare(hit.token_hash, digest)
-                and hit.expires_at > self._clock()
-            ):
-                return hit
+            return await self._lookup(digest, None, 0)
         try:
-            return self._lookup(digest, cache, key)
+            return await self._lookup(digest, cache, key)
         except Unavailable as exc:
             if isinstance(exc, NoWorkerAvailable) and self._client.workers.stats().members:
                 # Workers are connected, only busy: the database is up, and a
                 # revocation this process has not heard of may be in it.
                 raise
-            stale = cache.get(key)
-            if (
-                stale is not None
-                and hmac.compare_digest(stale.token_hash, digest)
-                and stale.expires_at > self._clock()
-            ):
+            stale = self._live(cache.get(key), digest)
+            if stale is not None:
                 return stale
             raise
 
-    def _lookup(self, digest: bytes, cache: CacheHandle[Principal] | None,
-                key: int) -> Principal | None:
+    async def _lookup(self, digest: bytes, cache: CacheHandle[Principal] | None,
+                      key: int) -> Principal | None:
         # Taken before the read: a revocation processed meanwhile makes the
         # cache refuse this (possibly already revoked) session.
         read_token = cache.read_token(key) if cache is not None else 0
-        row: SessionRow | None = self._client.ask(GetSession(digest), idempotent=True)
+        row: SessionRow | None = await self._client.ask(GetSession(digest), idempotent=True)
         if row is None:
             return None
         principal = Principal(row.user_id, row.role, digest, row.expires_at)
@@ -227,7 +236,7 @@ class SessionsService:
 
     # -- logins ------------------------------------------------------------
 
-    def login(self, email: str, password: str, address: str) -> NewSession:
+    async def login(self, email: str, password: str, address: str) -> NewSession:
         """Check a password and open a session.
 
         An unknown email, a user without a password and a wrong password
@@ -239,23 +248,24 @@ class SessionsService:
             InvalidCredentials: the email or the password is wrong.
             Unavailable: the database cannot be asked right now.
         """
-        credentials = self._credentials(GetCredentials(
+        credentials = await self._credentials(GetCredentials(
             email, None, address[:_MAX_ADDRESS_LENGTH], self._limit.attempts, self._limit.window))
         if credentials.retry_after is not None:
             self._count("rate_limited")
             raise RateLimited("too many failed logins; try again later", credentials.retry_after)
         stored = credentials.password_hash
-        if not self._passwords.verify(stored, password) or credentials.user_id is None:
-            self._record_failure(credentials)
+        if not await self._passwords.verify_async(stored, password) or (
+                credentials.user_id is None):
+            await self._record_failure(credentials)
             self._count("failure")
             raise InvalidCredentials("the email or the password is not correct")
         assert stored is not None
         rehash = None
         if self._passwords.needs_rehash(stored):
-            rehash = (stored, self._passwords.hash(password))
+            rehash = (stored, await self._passwords.hash_async(password))
         token = secrets.token_urlsafe(TOKEN_BYTES)
         try:
-            expires_at: datetime = self._client.ask(
+            expires_at: datetime = await self._client.ask(
                 CreateSession(credentials.user_id, hash_token(token), self._ttl, rehash),
                 idempotent=False,
             )
@@ -266,7 +276,7 @@ class SessionsService:
         self._count("success")
         return NewSession(token, credentials.user_id, expires_at)
 
-    def check_password(self, user_id: int, password: str, address: str) -> str:
+    async def check_password(self, user_id: int, password: str, address: str) -> str:
         """Verify a user's current password; answers the hash it matched.
 
         Counted and limited like logins (the account's and the address's
@@ -278,37 +288,37 @@ class SessionsService:
             WrongPassword: the password is not the user's (or it has none).
             Unavailable: the database cannot be asked right now.
         """
-        credentials = self._credentials(GetCredentials(
+        credentials = await self._credentials(GetCredentials(
             None, user_id, address[:_MAX_ADDRESS_LENGTH], self._limit.attempts,
             self._limit.window))
         if credentials.retry_after is not None:
             raise RateLimited("too many failed password checks; try again later",
                               credentials.retry_after)
         stored = credentials.password_hash
-        if not self._passwords.verify(stored, password):
-            self._record_failure(credentials)
+        if not await self._passwords.verify_async(stored, password):
+            await self._record_failure(credentials)
             raise WrongPassword("the current password is not correct")
         assert stored is not None
         return stored
 
-    def logout(self, principal: Principal) -> None:
+    async def logout(self, principal: Principal) -> None:
         """Revoke the principal's session, here at once and elsewhere by NOTIFY.
 
         Raises: Unavailable.
         """
-        self._client.ask(DeleteSession(principal.token_hash), idempotent=False)
+        await self._client.ask(DeleteSession(principal.token_hash), idempotent=False)
         if self._cache is not None:
             # This process's next request must not find it, NOTIFY or not.
             self._cache.invalidate_after_write(token_cache_key(principal.token_hash))
 
     # -- helpers -----------------------------------------------------------
 
-    def _credentials(self, message: GetCredentials) -> Credentials:
-        credentials: Credentials = self._client.ask(message, idempotent=True)
+    async def _credentials(self, message: GetCredentials) -> Credentials:
+        credentials: Credentials = await self._client.ask(message, idempotent=True)
         return credentials
 
-    def _record_failure(self, credentials: Credentials) -> None:
-        self._client.ask(RecordLoginFailure(credentials.subjects, self._limit.window),
+    async def _record_failure(self, credentials: Credentials) -> None:
+        await self._client.ask(RecordLoginFailure(credentials.subjects, self._limit.window),
                          idempotent=False)
 
     def _count(self, result: str) -> None:

@@ -1,16 +1,17 @@
 """The users service: the HTTP edge's way to users in the database.
 
-A plain object used from request threads. For each database operation it
+A plain object used from the event loop. For each database operation it
 checks out an idle DbWorker and asks it one message (see
 :class:`~app.worker_client.WorkerClient` for how actor failures become
-domain errors). Passwords are hashed here, in the request thread, before
-the message is sent: a DbWorker never burns CPU on Argon2 while it holds
-its connection.
+domain errors). Passwords are hashed before the message is sent, on an
+Argon2 slot (see :mod:`app.passwords`): a DbWorker never burns CPU on
+Argon2 while it holds its connection, and the event loop never does.
 
-Reads of one user go through the process's cache first (no actor hop on a
-hit) and are cached as ready-to-send JSON; every write evicts the user
-locally after commit, and the change listener evicts it in every other
-process through the database's NOTIFY.
+Reads of one user go through the process's cache first (no actor hop, no
+await on a hit) and are cached as ready-to-send JSON; misses are coalesced
+into batches (:mod:`app.coalescing`). Every write evicts the user locally
+after commit, and the change listener evicts it in every other process
+through the database's NOTIFY.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from typing import Any
 
 from actors.cache import CacheHandle
 from actors.change_listener import Coherence
-from actors.errors import Unavailable
+from actors.errors import NotFound, Unavailable
 from actors.messages import (
     CreateUser,
     DeleteUser,
-    GetUser,
+    GetUsers,
     ListUsers,
     Ping,
     UpdateUser,
@@ -32,6 +33,7 @@ from actors.messages import (
     UserPage,
 )
 from actors.worker_pool import WorkerPool
+from app.coalescing import ReadCoalescer
 from app.encoding import dumps
 from app.passwords import Passwords
 from app.worker_client import WorkerClient
@@ -82,11 +84,20 @@ class UsersService:
         passwords: Passwords | None = None,
     ) -> None:
         self._client = WorkerClient(workers, checkout_timeout, ask_timeout)
+        self.reads = ReadCoalescer(self._get_many, lambda: workers.stats().members,
+                                   max_wait=checkout_timeout)
         self._cache = cache
         self._coherence = coherence or Coherence()
         self._passwords = passwords or Passwords()
 
-    def get(self, user_id: int) -> UserView:
+    def cached(self, user_id: int) -> UserView | None:
+        """The user from the cache, if there and coherent; never waits."""
+        cache = self._cache
+        if cache is not None and self._coherence.is_coherent:
+            return cache.get(user_id)
+        return None
+
+    async def get(self, user_id: int) -> UserView:
         """One user, from the cache when coherent.
 
         When the database cannot be reached, a cached row is served even
@@ -96,7 +107,7 @@ class UsersService:
         """
         cache = self._cache
         if cache is None:
-            return UserView.of(self._ask(GetUser(user_id), idempotent=True))
+            return UserView.of(await self._read(user_id))
         if self._coherence.is_coherent:
             hit = cache.get(user_id)
             if hit is not None:
@@ -105,7 +116,7 @@ class UsersService:
         # the cache refuse this (possibly older) row.
         token = cache.read_token(user_id)
         try:
-            user: User = self._ask(GetUser(user_id), idempotent=True)
+            user = await self._read(user_id)
         except Unavailable:
             stale = cache.get(user_id)
             if stale is not None:
@@ -115,22 +126,33 @@ class UsersService:
         cache.put(user_id, view, token, user.version)
         return view
 
-    def list(self, after_id: int, limit: int, email: str | None = None) -> UserPage:
+    async def _get_many(self, message: GetUsers) -> dict[int, User]:
+        users: dict[int, User] = await self._ask(message, idempotent=True)
+        return users
+
+    async def _read(self, user_id: int) -> User:
+        user = await self.reads.load(user_id)
+        if user is None:
+            raise NotFound(f"user {user_id} does not exist")
+        return user
+
+    async def list(self, after_id: int, limit: int, email: str | None = None) -> UserPage:
         """Raises: Unavailable."""
-        page: UserPage = self._ask(ListUsers(after_id, limit, email), idempotent=True)
+        page: UserPage = await self._ask(ListUsers(after_id, limit, email), idempotent=True)
         return page
 
-    def create(self, name: str, email: str, role: str = "member",
-               password: str | None = None) -> User:
+    async def create(self, name: str, email: str, role: str = "member",
+                     password: str | None = None) -> User:
         """Create a user; without a password it cannot log in until given one.
 
         Raises: DuplicateEmail, InvalidData, Unavailable.
         """
-        password_hash = None if password is None else self._passwords.hash(password)
-        user: User = self._ask(CreateUser(name, email, role, password_hash), idempotent=False)
+        password_hash = None if password is None else await self._passwords.hash_async(password)
+        user: User = await self._ask(CreateUser(name, email, role, password_hash),
+                                     idempotent=False)
         return user
 
-    def update(
+    async def update(
         self,
         user_id: int,
         name: str | None,
@@ -152,8 +174,8 @@ class UsersService:
         Raises: NotFound, DuplicateEmail, PreconditionFailed, WrongPassword,
             Unavailable.
         """
-        password_hash = None if password is None else self._passwords.hash(password)
-        user: User = self._ask(
+        password_hash = None if password is None else await self._passwords.hash_async(password)
+        user: User = await self._ask(
             UpdateUser(user_id, name, email, if_match, role=role, password_hash=password_hash,
                        expected_password_hash=expected_password_hash,
                        keep_session=keep_session),
@@ -162,18 +184,18 @@ class UsersService:
         self._evict(user_id, user.version)
         return user
 
-    def delete(self, user_id: int, if_match: tuple[int, ...] | None = None) -> int:
+    async def delete(self, user_id: int, if_match: tuple[int, ...] | None = None) -> int:
         """Delete a user; returns the version it had.
 
         Raises: NotFound, PreconditionFailed, Unavailable.
         """
-        version: int = self._ask(DeleteUser(user_id, if_match), idempotent=False)
+        version: int = await self._ask(DeleteUser(user_id, if_match), idempotent=False)
         self._evict(user_id, None)
         return version
 
-    def ping(self) -> bool:
+    async def ping(self) -> bool:
         """One database round trip through a worker. Raises: Unavailable."""
-        self._ask(Ping(), idempotent=True)
+        await self._ask(Ping(), idempotent=True)
         return True
 
     def _evict(self, user_id: int, version: int | None) -> None:
@@ -181,6 +203,6 @@ class UsersService:
         if self._cache is not None:
             self._cache.invalidate_after_write(user_id, version)
 
-    def _ask(self, message: Any, *, idempotent: bool) -> Any:
+    async def _ask(self, message: Any, *, idempotent: bool) -> Any:
         # A method of its own so that tests can intercept every database call.
-        return self._client.ask(message, idempotent=idempotent)
+        return await self._client.ask(message, idempotent=idempotent)

@@ -9,7 +9,7 @@ and the same runtime (actors, caches, metrics, access log):
 
 * **authenticated**: ``usermgmt serve``, exactly as shipped;
 * **unauthenticated**: gunicorn serving :func:`app_without_authentication`,
-  which builds the service with ``app.wsgi.get_app()`` (same runtime, same
+  which builds the service with ``app.asgi.get_app()`` (same runtime, same
   settings) and then rebuilds its Falcon app with
   ``create_app(..., without_authentication=True)`` plus a middleware of this
   file that hands every request a fixed admin principal (the resources
@@ -47,6 +47,7 @@ end, also on Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -65,6 +66,7 @@ from pathlib import Path
 from typing import Any
 
 import falcon
+import falcon.asgi
 import falcon.testing
 
 from perf.paired import Side, alternate, cpu_costs, pair_costs
@@ -99,11 +101,11 @@ class _FixedPrincipal:
     def __init__(self, principal: Any) -> None:
         self._principal = principal
 
-    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.principal = self._principal
 
 
-def app_without_authentication() -> falcon.App[falcon.Request, falcon.Response]:
+def app_without_authentication() -> falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]:
     """The service's app with the authentication middleware left out.
 
     A gunicorn app factory: ``gunicorn -c python:app.gunicorn_conf
@@ -111,13 +113,13 @@ def app_without_authentication() -> falcon.App[falcon.Request, falcon.Response]:
     registers this process's runtime (so ``app.gunicorn_conf`` stops it at
     exit); only the Falcon app around it is rebuilt.
     """
-    from app import wsgi
+    from app import asgi
     from app.app import create_app
     from app.config import Settings
     from app.sessions_service import Principal
 
-    wsgi.get_app()
-    runtime = wsgi.current_runtime()
+    asgi.get_app()
+    runtime = asgi.current_runtime()
     assert runtime is not None
     settings = Settings.from_env()
     app = create_app(
@@ -139,7 +141,7 @@ def unauthenticated_command(port: int, workers: int, threads: int) -> list[str]:
     script = Path(sys.executable).with_name("gunicorn")
     base = [str(script)] if script.exists() else [sys.executable, "-m", "gunicorn"]
     return [*base, "-c", "python:app.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
-            "--workers", str(workers), "--threads", str(threads), "--timeout", "30",
+            "--workers", str(workers), "--timeout", "30",
             "--name", "usermgmt-unauthenticated", "perf.bench_auth:app_without_authentication()"]
 
 
@@ -176,16 +178,21 @@ def time_middleware_hit(iterations: int = 200_000) -> float:
         handle.put(key, Principal(1, "admin", digest, time.time() + 3600), handle.read_token(key))
         ref.ask(Sync(), timeout=5)
         middleware = AuthMiddleware(sessions)
-        req = falcon.testing.create_req(path="/api/users/1",
-                                        headers={"Authorization": f"Bearer {token}"})
-        resp = falcon.Response()
+        req = falcon.testing.create_asgi_req(path="/api/users/1",
+                                             headers={"Authorization": f"Bearer {token}"})
+        resp = falcon.asgi.Response()
         resource = UserItem.__new__(UserItem)
-        samples = []
-        for _ in range(5):
-            started = time.perf_counter()
-            for _ in range(iterations // 5):
-                middleware.process_resource(req, resp, resource, {})
-            samples.append((time.perf_counter() - started) / (iterations // 5) * 1e6)
+
+        async def measure() -> list[float]:
+            samples = []
+            for _ in range(5):
+                started = time.perf_counter()
+                for _ in range(iterations // 5):
+                    await middleware.process_resource(req, resp, resource, {})
+                samples.append((time.perf_counter() - started) / (iterations // 5) * 1e6)
+            return samples
+
+        samples = asyncio.run(measure())
         assert req.context.principal.user_id == 1
         return min(samples)
     finally:
@@ -216,31 +223,37 @@ def time_apps_in_process(database_url: str, token: str, users: int, batches: int
                                      without_authentication=True)
         admin = Principal(user_id=1, role="admin", token_hash=b"\0" * 32, expires_at=float("inf"))
         unauthenticated.add_middleware(_FixedPrincipal(admin))
-        environs = [falcon.testing.create_environ(
+        scopes = [falcon.testing.create_scope(
             path=f"/api/users/{(i * 997) % users + 1}",
             headers={"Authorization": f"Bearer {token}"}) for i in range(min(HOT_COUNT, users))]
-        statuses: list[str] = []
+        statuses: list[int] = []
 
-        def start_response(status: str, headers: list[tuple[str, str]],
-                           exc_info: Any = None) -> Any:
-            statuses.append(status)
-            return None
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
 
-        def run(app: Any) -> float:
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        async def run(app: Any) -> float:
             started = time.perf_counter()
             for k in range(batch):
-                for _ in app(dict(environs[k % len(environs)]), start_response):
-                    pass
+                await app(dict(scopes[k % len(scopes)]), receive, send)
             return (time.perf_counter() - started) / batch * 1e6
 
-        run(authenticated)  # warm both caches (users and token) and every code path
-        run(unauthenticated)
-        timings: dict[str, list[float]] = {"auth": [], "plain": []}
-        for n in range(batches):
-            order = ("auth", "plain") if n % 2 == 0 else ("plain", "auth")
-            for name in order:
-                timings[name].append(run(authenticated if name == "auth" else unauthenticated))
-        assert set(statuses) == {"200 OK"}, set(statuses)
+        async def measure() -> dict[str, list[float]]:
+            await run(authenticated)  # warm both caches (users and token) and every code path
+            await run(unauthenticated)
+            timings: dict[str, list[float]] = {"auth": [], "plain": []}
+            for n in range(batches):
+                order = ("auth", "plain") if n % 2 == 0 else ("plain", "auth")
+                for name in order:
+                    timings[name].append(
+                        await run(authenticated if name == "auth" else unauthenticated))
+            return timings
+
+        timings = asyncio.run(measure())
+        assert set(statuses) == {200}, set(statuses)
         costs = [1 - plain / auth for auth, plain in zip(timings["auth"], timings["plain"],
                                                            strict=True)]
         return statistics.median(timings["auth"]), statistics.median(timings["plain"]), costs
@@ -415,7 +428,7 @@ def render(args: argparse.Namespace, auth: Side, plain: Side, pg_version: str,
         "* **authenticated**: `usermgmt serve` as shipped, token in `Authorization: Bearer`.",
         "* **unauthenticated**: `gunicorn -c python:app.gunicorn_conf "
         "'perf.bench_auth:app_without_authentication()'`: the same runtime built by "
-        "`app.wsgi.get_app()`, its Falcon app rebuilt by `create_app(..., "
+        "`app.asgi.get_app()`, its Falcon app rebuilt by `create_app(..., "
         "without_authentication=True)` with a middleware that sets a fixed admin principal. "
         "The product has no setting that reaches that flag.",
         "* Same database (embedded PostgreSQL), same gunicorn settings, same access log and "

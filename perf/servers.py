@@ -88,10 +88,14 @@ def _usermgmt() -> list[str]:
     return [str(script)] if script else [sys.executable, "-m", "app.cli"]
 
 
-def service_command(port: int, workers: int, threads: int) -> list[str]:
-    """``usermgmt serve`` exactly as the README runs it."""
-    return [*_usermgmt(), "serve", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-            "--threads", str(threads)]
+def service_command(port: int, workers: int, threads: int = 0) -> list[str]:
+    """``usermgmt serve`` exactly as the README runs it.
+
+    ``threads`` is ignored: the service's asyncio worker has no request
+    threads (the argument stays so that callers can pass one setting to
+    both the service and the gthread references).
+    """
+    return [*_usermgmt(), "serve", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
 
 
 def reference_command(port: int, workers: int, threads: int,

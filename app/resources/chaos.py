@@ -7,12 +7,14 @@ a clean stop, so supervisors see an abnormal exit and restart the actor.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 from collections.abc import Callable
 from typing import Any
 
 import falcon
+import falcon.asgi
 import pykka
 
 from app.auth import require_admin
@@ -40,14 +42,15 @@ class ChaosResource:
         self._victims = victims
         self._random = random.Random()
 
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.Response) -> None:
         require_admin(req)
         require_media_type(req, (JSON,))
-        body = read_json(req)
+        body = await read_json(req)
         kind = body.get("kind", "db_worker") if isinstance(body, dict) else None
         if kind not in KINDS or (isinstance(body, dict) and set(body) - {"kind"}):
             raise ValidationFailed([FieldError("kind", f"must be one of {', '.join(KINDS)}")])
-        candidates = self._victims(kind)
+        # Asks the supervisors (a blocking round trip): off the event loop.
+        candidates = await asyncio.to_thread(self._victims, kind)
         if not candidates:
             raise Problem(409, f"no {kind} actor is running in this worker right now",
                           problem_type="no-victim", title="Conflict")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import falcon
@@ -16,10 +18,10 @@ __all__ = ["Liveness", "MetricsResource", "Readiness", "ReadinessCheck"]
 
 @dataclass(frozen=True, slots=True)
 class ReadinessCheck:
-    """A named check: returns None when fine, else what is wrong."""
+    """A named check: answers None when fine, else what is wrong."""
 
     name: str
-    check: Callable[[], str | None] = field(repr=False)
+    check: Callable[[], Awaitable[str | None]] = field(repr=False)
 
 
 class Liveness:
@@ -29,7 +31,7 @@ class Liveness:
     anonymous_methods = frozenset({"GET"})
     _BODY = dumps({"status": "ok"})
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = falcon.MEDIA_JSON
         resp.data = self._BODY
 
@@ -43,11 +45,11 @@ class Readiness:
         self._checks = checks
         self._retry_after = retry_after
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         failures = []
         for item in self._checks:
             try:
-                problem = item.check()
+                problem = await item.check()
             except Exception as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             if problem is not None:
@@ -68,19 +70,56 @@ class Readiness:
 class MetricsResource:
     """Prometheus text exposition of every worker process.
 
+    Rendering reads every worker's files (milliseconds of CPU): it runs off
+    the event loop, at most one at a time per process, and scrapers that
+    ask while one is being rendered, or within ``reuse_for`` seconds after,
+    get that same exposition. A flood of scrapes therefore costs about one
+    rendering per ``reuse_for`` seconds, whatever its rate.
+
     Args:
         before_scrape: refreshes this process's sampled gauges first.
+        reuse_for: seconds a rendered exposition is served again.
+        clock: monotonic clock (tests pass a fake one).
     """
 
     # Scrapers carry no token; USERMGMT_METRICS_BIND keeps /metrics off the
     # public address instead (see app.auth).
     anonymous_methods = frozenset({"GET"})
+    serves_metrics = True
+    DEFAULT_REUSE_FOR = 0.25
 
-    def __init__(self, before_scrape: Callable[[], None] | None = None) -> None:
+    def __init__(self, before_scrape: Callable[[], None] | None = None,
+                 reuse_for: float = DEFAULT_REUSE_FOR,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._before_scrape = before_scrape
+        self._reuse_for = reuse_for
+        self._clock = clock
+        self._rendering: asyncio.Future[bytes] | None = None
+        self._last: tuple[float, bytes] = (float("-inf"), b"")
+        self.renderings = 0
+        """Expositions rendered so far (tests read it)."""
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = metrics.CONTENT_TYPE_LATEST
+        rendered_at, body = self._last
+        if self._clock() - rendered_at < self._reuse_for:
+            resp.data = body
+            return
+        rendering = self._rendering
+        if rendering is None:
+            rendering = self._rendering = asyncio.ensure_future(self._render())
+        resp.data = await asyncio.shield(rendering)
+
+    async def _render(self) -> bytes:
+        try:
+            body = await asyncio.to_thread(self._render_now)
+            self._last = (self._clock(), body)
+            return body
+        finally:
+            self._rendering = None
+
+    def _render_now(self) -> bytes:
         if self._before_scrape is not None:
             self._before_scrape()
-        resp.content_type = metrics.CONTENT_TYPE_LATEST
-        resp.data = metrics.exposition()
+        self.renderings += 1
+        return metrics.exposition()

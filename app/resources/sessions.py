@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import falcon
+import falcon.asgi
 
 from app.auth import client_address, principal_of
 from app.http import JSON, read_json, require_media_type, send_json
@@ -26,10 +27,10 @@ class SessionsCollection:
     def __init__(self, sessions: SessionsService) -> None:
         self._sessions = sessions
 
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.Response) -> None:
         require_media_type(req, (JSON,))
-        login = validate_login(read_json(req))
-        session = self._sessions.login(login.email, login.password, client_address(req))
+        login = validate_login(await read_json(req))
+        session = await self._sessions.login(login.email, login.password, client_address(req))
         resp.set_header("Cache-Control", NO_STORE)
         resp.set_header("Location", "/api/sessions/current")
         send_json(resp, {"token": session.token, "expires_at": session.expires_at,
@@ -42,7 +43,7 @@ class CurrentSession:
     def __init__(self, sessions: SessionsService) -> None:
         self._sessions = sessions
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         principal = principal_of(req)
         resp.set_header("Cache-Control", NO_STORE)
         send_json(resp, {
@@ -51,6 +52,6 @@ class CurrentSession:
             "expires_at": datetime.fromtimestamp(principal.expires_at, UTC),
         })
 
-    def on_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self._sessions.logout(principal_of(req))
+    async def on_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
+        await self._sessions.logout(principal_of(req))
         resp.status = falcon.HTTP_204

@@ -12,6 +12,7 @@ import hashlib
 from urllib.parse import urlencode
 
 import falcon
+import falcon.asgi
 
 from actors.errors import NotFound
 from actors.messages import UserPage
@@ -96,10 +97,10 @@ class UsersCollection:
     def __init__(self, users: UsersService) -> None:
         self._users = users
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         require_admin(req)
         query = validate_list_query(req.params)
-        page: UserPage = self._users.list(query.after_id, query.limit, query.email)
+        page: UserPage = await self._users.list(query.after_id, query.limit, query.email)
         next_cursor = encode_cursor(page.users[-1].id) if page.has_more else None
         etag = _page_etag(page, next_cursor)
         if _none_match(req, etag):
@@ -114,12 +115,13 @@ class UsersCollection:
         resp.set_header("Cache-Control", CACHE_CONTROL)
         send_json(resp, {"data": [u.to_json() for u in page.users], "next": next_cursor})
 
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.Response) -> None:
         require_admin(req)
         require_media_type(req, (JSON,))
-        fields = validate_user(read_json(req), partial=False, allowed=ADMIN_CREATE_FIELDS)
+        fields = validate_user(await read_json(req), partial=False,
+                               allowed=ADMIN_CREATE_FIELDS)
         assert fields.name is not None and fields.email is not None
-        user = self._users.create(fields.name, fields.email, fields.role or MEMBER,
+        user = await self._users.create(fields.name, fields.email, fields.role or MEMBER,
                                   fields.password)
         resp.set_header("Location", f"/api/users/{user.id}")
         resp.set_header("ETag", user_etag(user))
@@ -145,10 +147,11 @@ class UserItem:
         self._users = users
         self._sessions = sessions
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> None:
+    async def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> None:
         user_id = _check_id(user_id)
         _visible(req, user_id)
-        view = self._users.get(user_id)
+        # A cache hit costs no await.
+        view = self._users.cached(user_id) or await self._users.get(user_id)
         if _none_match(req, view.etag):
             _not_modified(resp, view.etag)
             return
@@ -157,13 +160,14 @@ class UserItem:
         resp.content_type = JSON
         resp.data = view.body
 
-    def on_put(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> None:
-        self._update(req, resp, _check_id(user_id), (JSON,), partial=False)
+    async def on_put(self, req: falcon.asgi.Request, resp: falcon.Response, user_id: int) -> None:
+        await self._update(req, resp, _check_id(user_id), (JSON,), partial=False)
 
-    def on_patch(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> None:
-        self._update(req, resp, _check_id(user_id), (MERGE_PATCH_JSON, JSON), partial=True)
+    async def on_patch(self, req: falcon.asgi.Request, resp: falcon.Response,
+                       user_id: int) -> None:
+        await self._update(req, resp, _check_id(user_id), (MERGE_PATCH_JSON, JSON), partial=True)
 
-    def on_delete(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> None:
+    async def on_delete(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> None:
         user_id = _check_id(user_id)
         principal = _visible(req, user_id)
         if principal.role != ADMIN:
@@ -171,14 +175,14 @@ class UserItem:
         if principal.user_id == user_id:
             raise forbidden("an admin cannot delete itself; ask another admin")
         if_match = parse_if_match(req.get_header("If-Match"), _tag_version(user_id))
-        self._users.delete(user_id, if_match)
+        await self._users.delete(user_id, if_match)
         resp.status = falcon.HTTP_204
 
-    def _update(self, req: falcon.Request, resp: falcon.Response, user_id: int,
-                media_types: tuple[str, ...], *, partial: bool) -> None:
+    async def _update(self, req: falcon.asgi.Request, resp: falcon.Response, user_id: int,
+                      media_types: tuple[str, ...], *, partial: bool) -> None:
         principal = _visible(req, user_id)
         require_media_type(req, media_types)
-        fields = self._validate(req, principal, user_id, partial=partial)
+        fields = self._validate(await read_json(req), principal, user_id, partial=partial)
         if fields.password is not None and fields.current_password is None and (
                 principal.user_id == user_id):
             # A stolen token must not be enough to lock the owner out.
@@ -190,10 +194,10 @@ class UserItem:
         # wrong current password must count as a failed attempt either way.
         expected_hash = None
         if fields.current_password is not None:
-            expected_hash = self._sessions.check_password(
+            expected_hash = await self._sessions.check_password(
                 user_id, fields.current_password, client_address(req))
         if_match = parse_if_match(req.get_header("If-Match"), _tag_version(user_id))
-        user = self._users.update(
+        user = await self._users.update(
             user_id, fields.name, fields.email, if_match, role=fields.role,
             password=fields.password, expected_password_hash=expected_hash,
             # The caller's own session survives its own password change.
@@ -203,9 +207,8 @@ class UserItem:
         send_json(resp, user.to_json())
 
     @staticmethod
-    def _validate(req: falcon.Request, principal: Principal, user_id: int, *,
+    def _validate(body: object, principal: Principal, user_id: int, *,
                   partial: bool) -> UserFields:
-        body = read_json(req)
         if principal.role != ADMIN:
             return validate_user(body, partial=partial, allowed=MEMBER_UPDATE_FIELDS)
         fields = validate_user(body, partial=partial, allowed=ADMIN_UPDATE_FIELDS)

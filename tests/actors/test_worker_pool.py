@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -117,7 +118,8 @@ def test_kill_calls_the_workers_kill_function(refs: list[pykka.ActorRef[Any]]) -
     assert killed == ["x"]
 
 
-def test_wait_hook_sees_how_long_a_checkout_waited(refs: list[pykka.ActorRef[Any]]) -> None:
+def test_wait_hook_sees_every_checkout_and_how_long_it_waited(
+        refs: list[pykka.ActorRef[Any]]) -> None:
     waits: list[float] = []
     pool = WorkerPool(on_wait=waits.append)
     pool.register(refs[0])
@@ -125,7 +127,8 @@ def test_wait_hook_sees_how_long_a_checkout_waited(refs: list[pykka.ActorRef[Any
     timer = threading.Timer(0.05, pool.checkin, args=(taken,))
     timer.start()
     pool.checkout(2.0)
-    assert waits and waits[0] >= 0.04
+    assert len(waits) == 2
+    assert waits[0] == 0.0 and waits[1] >= 0.04
 
 
 def test_a_standing_queue_for_a_whole_interval_makes_the_pool_shed_new_waiters(
@@ -174,3 +177,94 @@ def test_newcomers_do_not_overtake_waiting_requests(refs: list[pykka.ActorRef[An
     pool.checkin(busy)
     first.join(2.0)
     assert order == ["first"]
+
+
+# -- checkout_async: the same pool, waited for from an event loop -------------
+
+
+def test_async_checkout_takes_an_idle_worker_at_once(refs: list[pykka.ActorRef[Any]]) -> None:
+    waits: list[float] = []
+    pool = WorkerPool(on_wait=waits.append)
+    pool.register(refs[0])
+    assert asyncio.run(pool.checkout_async(0.1)) is refs[0]
+    assert waits == [0.0] and pool.stats().busy == 1
+
+
+def test_async_checkout_is_handed_the_worker_checked_in_from_another_thread(
+        refs: list[pykka.ActorRef[Any]]) -> None:
+    pool = WorkerPool()
+    pool.register(refs[0])
+    taken = pool.checkout(0.1)
+
+    async def wait_while_the_loop_keeps_running() -> tuple[pykka.ActorRef[Any], int]:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.005)
+
+        ticker = asyncio.ensure_future(tick())
+        threading.Timer(0.1, pool.checkin, args=(taken,)).start()
+        ref = await pool.checkout_async(2.0)
+        ticker.cancel()
+        return ref, ticks
+
+    ref, ticks = asyncio.run(wait_while_the_loop_keeps_running())
+    assert ref is refs[0]
+    assert ticks >= 5, "the event loop was blocked while waiting"
+    assert pool.stats().waiting == 0 and pool.stats().busy == 1
+
+
+def test_async_checkout_times_out_and_a_late_worker_goes_back_to_the_pool(
+        refs: list[pykka.ActorRef[Any]]) -> None:
+    pool = WorkerPool()
+    pool.register(refs[0])
+    taken = pool.checkout(0.1)
+    with pytest.raises(NoWorkerAvailable, match="within"):
+        asyncio.run(pool.checkout_async(0.05))
+    assert pool.stats().waiting == 0 and pool.stats().timeouts == 1
+    pool.checkin(taken)
+    assert pool.stats().idle == 1
+    assert pool.checkout(0.1) is refs[0]
+
+
+def test_async_waiters_are_served_oldest_first(refs: list[pykka.ActorRef[Any]]) -> None:
+    pool = WorkerPool()
+    pool.register(refs[0])
+    taken = pool.checkout(0.1)
+
+    async def three_waiters() -> list[int]:
+        order: list[int] = []
+
+        async def wait(n: int) -> None:
+            ref = await pool.checkout_async(2.0)
+            order.append(n)
+            await asyncio.sleep(0.01)
+            await asyncio.to_thread(pool.checkin, ref)
+
+        tasks = [asyncio.ensure_future(wait(n)) for n in range(3)]
+        await asyncio.sleep(0.02)
+        await asyncio.to_thread(pool.checkin, taken)
+        await asyncio.wait_for(asyncio.gather(*tasks), 5)
+        return order
+
+    assert asyncio.run(three_waiters()) == [0, 1, 2]
+
+
+def test_async_waiters_fail_fast_when_the_last_worker_leaves(
+        refs: list[pykka.ActorRef[Any]]) -> None:
+    pool = WorkerPool()
+    pool.register(refs[0])
+    pool.checkout(0.1)
+
+    async def wait_then_lose_every_worker() -> float:
+        started = time.monotonic()
+        threading.Timer(0.05, pool.unregister, args=(refs[0],)).start()
+        with pytest.raises(NoWorkerAvailable, match="no database worker is running"):
+            await pool.checkout_async(5.0)
+        return time.monotonic() - started
+
+    assert asyncio.run(wait_then_lose_every_worker()) < 1.0
+    assert pool.stats().waiting == 0

@@ -9,7 +9,7 @@ import pytest
 
 from actors.cache import Sync
 from actors.errors import DatabaseUnavailable
-from actors.messages import GetUser
+from actors.messages import GetUsers
 from app.runtime import Runtime
 from tests.app.conftest import CheckedClient
 from tests.waiting import wait_until
@@ -88,9 +88,9 @@ def test_a_read_that_started_before_an_update_never_writes_the_old_row_back(
     service = runtime.users
     real_ask = service._ask
 
-    def read_then_update(message: Any, *, idempotent: bool) -> Any:
-        row = real_ask(message, idempotent=idempotent)
-        if isinstance(message, GetUser):
+    async def read_then_update(message: Any, *, idempotent: bool) -> Any:
+        row = await real_ask(message, idempotent=idempotent)
+        if isinstance(message, GetUsers):
             db.execute("UPDATE users SET name = 'Newer' WHERE id = %s", (user["id"],))
             # The listener evicts on NOTIFY: wait until the cache processed it.
             assert wait_until(lambda: notifications_heard(runtime) == 2)
@@ -128,7 +128,7 @@ def test_when_the_database_is_unreachable_a_cached_row_is_still_served(
     sync_cache(runtime)
     runtime.coherence.mark_incoherent()
 
-    def unreachable(message: Any, *, idempotent: bool) -> Any:
+    async def unreachable(message: Any, *, idempotent: bool) -> Any:
         raise DatabaseUnavailable("down")
 
     monkeypatch.setattr(runtime.users, "_ask", unreachable)

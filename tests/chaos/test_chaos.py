@@ -161,7 +161,7 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(start_server: ServerFacto
                                                         database_url: str) -> None:
     """Hypothesis: on SIGTERM every in-flight request completes, no new one
     is accepted, and the server exits 0."""
-    server = start_server(workers=1, threads=8, USERMGMT_CACHE_ENABLED="0")
+    server = start_server(workers=1, USERMGMT_CACHE_ENABLED="0")
     seed_users(server, 1)
     statuses: list[int] = []
     with psycopg.connect(database_url) as blocker:

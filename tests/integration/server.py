@@ -78,13 +78,13 @@ class Server:
     """One ``usermgmt serve`` process group, with an admin logged in on :attr:`http`."""
 
     def __init__(self, env: Mapping[str, str], log_path: Path, workers: int = 2,
-                 threads: int = 4, extra_args: list[str] | None = None) -> None:
+                 extra_args: list[str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log: IO[bytes] | None = None
         self.args = [*usermgmt_command(), "serve", "--bind", f"127.0.0.1:{self.port}",
-                     "--workers", str(workers), "--threads", str(threads), *(extra_args or [])]
+                     "--workers", str(workers), *(extra_args or [])]
         self.env = {**os.environ, **env}
         self.process: subprocess.Popen[bytes] | None = None
         # Every test talks to the server through this session, so whatever

@@ -48,7 +48,7 @@ def fuzzed_server(database_url: str, db: psycopg.Connection[Any], tmp_path: Path
     env = {"DATABASE_URL": database_url, "USERMGMT_DATA_DIR": str(tmp_path / "var"),
            "USERMGMT_DB_WORKERS": "2", "USERMGMT_LOGIN_RATE_LIMIT": "100000",
            "USERMGMT_LOG_LEVEL": "WARNING"}
-    with Server(env, tmp_path / "server.log", workers=1, threads=4) as running:
+    with Server(env, tmp_path / "server.log", workers=1) as running:
         yield running
 
 

@@ -10,6 +10,8 @@ as 503s at once.
 from __future__ import annotations
 
 import contextlib
+import http.client
+import json
 import os
 import secrets
 import signal
@@ -25,7 +27,7 @@ import psutil
 import pytest
 import requests
 
-from tests.integration.server import Server, login, usermgmt_command
+from tests.integration.server import Server, usermgmt_command
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -233,30 +235,51 @@ def test_a_hup_reload_under_load_loses_no_request(embedded_server: Server) -> No
 def test_sigterm_answers_every_request_in_flight_then_stops_the_database(
     embedded_server: Server, embedded_data_dir: Path
 ) -> None:
+    """24 creates in flight: each has sent its headers and half its body when the
+    master gets SIGTERM, and the rest only after; each must still be created."""
     server = embedded_server
     assert server.process is not None
     in_flight = 24
-    started = threading.Barrier(in_flight + 1)
+    terminated = threading.Event()
 
-    def log_in(_: int) -> int | str:
-        started.wait(10)
+    def create(number: int) -> int | str:
+        body = json.dumps({"name": "In flight", "email": f"in-flight-{number}@example.com"})
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
         try:
-            # A login checks an Argon2 hash (~0.2 s of CPU) and writes a session:
-            # 24 of them keep both workers and the database busy for seconds.
-            return login(requests.Session(), server.url, server.admin.email,
-                         server.admin.password).status_code
-        except requests.RequestException as exc:
+            connection.putrequest("POST", "/api/users")
+            connection.putheader("Authorization", f"Bearer {server.admin.token}")
+            connection.putheader("Content-Type", "application/json")
+            connection.putheader("Content-Length", str(len(body)))
+            connection.endheaders(body[:10].encode())
+            terminated.wait(20)
+            time.sleep(0.3)  # the workers are stopping now
+            connection.send(body[10:].encode())
+            return connection.getresponse().status
+        except (OSError, http.client.HTTPException) as exc:
             return type(exc).__name__
+        finally:
+            connection.close()
 
+    workers = server.worker_pids()
     with ThreadPoolExecutor(in_flight) as pool:
-        answers = pool.map(log_in, range(in_flight))
-        started.wait(10)
-        time.sleep(0.5)  # every request sent and accepted, few finished
+        answers = pool.map(create, range(in_flight))
+        assert wait_until(lambda: _connections_to(server.port, workers) >= in_flight, 10)
         server.process.send_signal(signal.SIGTERM)
+        terminated.set()
         statuses = list(answers)
     assert statuses == [201] * in_flight
     assert server.process.wait(40) == 0
     assert wait_until(lambda: not _postgres_processes(embedded_data_dir), 5)
+
+
+def _connections_to(port: int, pids: set[int]) -> int:
+    """TCP connections the processes ``pids`` have accepted on ``port``."""
+    count = 0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            count += sum(1 for c in psutil.Process(pid).net_connections(kind="tcp")
+                         if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port)
+    return count
 
 
 def test_after_the_master_is_killed_no_worker_is_left_and_the_next_serve_keeps_the_data(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -70,7 +71,7 @@ def test_a_crashed_db_worker_is_replaced_and_rejoins_the_checkout_pool(
     assert any(e.kind == "restart" and e.child == "db_worker_2" for e in events)
     assert any(e.kind == "exit" and e.child == "db_worker_2" and e.reason == "abnormal" for e in events)
     for _ in range(6):
-        assert runtime.users.ping()
+        assert asyncio.run(runtime.users.ping())
 
 
 def test_a_read_whose_worker_dies_is_retried_on_another_worker(runtime: Runtime, db: psycopg.Connection[Any]) -> None:
@@ -82,7 +83,7 @@ def test_a_read_whose_worker_dies_is_retried_on_another_worker(runtime: Runtime,
     try:
         result = worker.ask(Ping(), timeout=2)
     except pykka.ActorDeadError:
-        result = runtime.users.get(row[0]).user.id == row[0]
+        result = asyncio.run(runtime.users.get(row[0])).user.id == row[0]
     assert result
 
 
@@ -97,7 +98,7 @@ def test_a_read_on_a_worker_whose_connection_was_killed_is_retried_on_another(
     db.execute("SELECT pg_terminate_backend(%s)", (backend_pid,))
     # The pool is LIFO: the read goes to the worker just used, whose
     # connection is dead; it is answered by another worker.
-    assert runtime.users.get(row[0]).user.id == row[0]
+    assert asyncio.run(runtime.users.get(row[0])).user.id == row[0]
     assert wait_until(lambda: worker.actor_urn not in {r.actor_urn for r in runtime.workers.members()})
     assert wait_until(lambda: runtime.workers.stats().members == 3)
 
@@ -115,7 +116,7 @@ def test_with_every_connection_killed_requests_fail_fast_then_recover(
     while time.monotonic() - started < 2.0:
         runtime.coherence.mark_incoherent()
         try:
-            recovered = runtime.users.get(row[0]).user.id == row[0]
+            recovered = asyncio.run(runtime.users.get(row[0])).user.id == row[0]
             break
         except Unavailable:
             time.sleep(0.01)
@@ -135,7 +136,7 @@ def test_stopping_the_tree_kills_a_worker_stuck_in_a_query(database_url: str, db
 
     def list_users() -> None:
         try:
-            service.list(0, 10)
+            asyncio.run(service.list(0, 10))
         except BaseException as exc:
             errors.append(exc)
 

@@ -1,11 +1,11 @@
-"""The WSGI entry point: ``gunicorn 'app.wsgi:get_app()'``.
+"""The ASGI entry point: ``gunicorn -c python:app.gunicorn_conf 'app.asgi:get_app()'``.
 
 ``get_app`` runs in each gunicorn worker after fork (never with
 ``--preload``): it reads the environment, applies pending migrations
 (under an advisory lock, so workers and hosts starting together do not
-race), starts this process's actor tree and returns the Falcon app. The
-gunicorn hooks in :mod:`app.gunicorn_conf` stop the tree when the worker
-exits.
+race), starts this process's actor tree and returns the Falcon ASGI app,
+served by :class:`app.edge.Worker`. The gunicorn hooks in
+:mod:`app.gunicorn_conf` stop the tree when the worker exits.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 
-import falcon
+import falcon.asgi
 import psycopg
 
 from app.app import create_app
@@ -47,7 +47,7 @@ def _give_up() -> None:
     os._exit(GIVE_UP_EXIT_STATUS)
 
 
-def get_app() -> falcon.App[falcon.Request, falcon.Response]:
+def get_app() -> falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]:
     """Build this process's runtime and the Falcon app around it.
 
     Raises:
@@ -73,7 +73,7 @@ def get_app() -> falcon.App[falcon.Request, falcon.Response]:
     _runtime = Runtime(settings, settings.database_url, on_give_up=_give_up,
                        instrumented=settings.metrics_enabled)
     _runtime.start()
-    metrics_port = settings.metrics_bind.rpartition(":")[2] if settings.metrics_bind else None
+    metrics_port = int(settings.metrics_bind.rpartition(":")[2]) if settings.metrics_bind else None
     return create_app(
         _runtime.users,
         _runtime.sessions,

@@ -1,0 +1,206 @@
+"""The request edge of a real ``usermgmt serve``: limits, deadlines, slow clients.
+
+Raw sockets on loopback, so that requests can be as malformed, large or
+slow as a hostile client makes them. Every socket is closed and every wait
+bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from tests.integration.server import Server
+
+pytestmark = pytest.mark.integration
+
+HEADER_TIMEOUT = 2.0
+BODY_TIMEOUT = 2.0
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[Server]:
+    workdir = tmp_path_factory.mktemp("edge")
+    env = {"DATABASE_URL": database_url, "USERMGMT_DATA_DIR": str(workdir / "var"),
+           "USERMGMT_LOG_LEVEL": "WARNING", "USERMGMT_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
+           "USERMGMT_BODY_TIMEOUT": str(BODY_TIMEOUT)}
+    with Server(env, workdir / "server.log", workers=2) as running:
+        yield running
+
+
+def exchange(port: int, data: bytes, timeout: float = 10.0) -> tuple[bytes, float]:
+    """Send ``data``, read until the server closes; the answer and how long it took."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        with contextlib.suppress(OSError):  # it may close before reading everything
+            sock.sendall(data)
+        chunks = []
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+    return b"".join(chunks), time.monotonic() - started
+
+
+def problem(answer: bytes) -> tuple[int, dict[str, str], dict[str, Any]]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return status, headers, json.loads(body)
+
+
+@pytest.mark.parametrize(("request_bytes", "status", "problem_type"), [
+    (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "request-line-too-long"),
+    (b"GET /livez HTTP/1.1\r\n" + b"".join(b"X-N%d: v\r\n" % i for i in range(60)) + b"\r\n",
+     431, "header-fields-too-large"),
+    (b"GET /livez HTTP/1.1\r\nX-Big: " + b"v" * 5000 + b"\r\n\r\n", 431,
+     "header-fields-too-large"),
+    (b"GET /livez HTTP/1.1\r\n" + b"X-Many: " + b"v" * 4000 + b"\r\n" * 1 + b"X" * 300_000,
+     431, "header-fields-too-large"),
+    (b"BOGUS\r\n\r\n", 400, "malformed-request"),
+    (b"GET /livez HTTP/1.1\r\nContent-Length: nope\r\n\r\n", 400, "malformed-request"),
+], ids=["line", "field-count", "field-size", "head-size", "garbage", "bad-length"])
+def test_requests_beyond_the_limits_get_a_problem_and_the_connection_is_closed(
+        server: Server, request_bytes: bytes, status: int, problem_type: str) -> None:
+    answer, _ = exchange(server.port, request_bytes)
+    got_status, headers, body = problem(answer)
+    assert got_status == status
+    assert headers["content-type"] == "application/problem+json"
+    assert headers["connection"] == "close"
+    assert body["status"] == status and body["type"] == f"urn:usermgmt:problem:{problem_type}"
+
+
+def test_a_request_head_that_stalls_gets_408_after_the_header_timeout(server: Server) -> None:
+    answer, took = exchange(server.port, b"GET /livez HTTP/1.1\r\nHost: x\r\n")
+    status, _, body = problem(answer)
+    assert status == 408 and body["type"] == "urn:usermgmt:problem:request-timeout"
+    assert HEADER_TIMEOUT - 0.1 <= took <= HEADER_TIMEOUT + 3
+
+
+def test_a_connection_that_sends_nothing_is_closed_after_the_header_timeout(
+        server: Server) -> None:
+    answer, took = exchange(server.port, b"")
+    assert answer == b""
+    assert HEADER_TIMEOUT - 0.1 <= took <= HEADER_TIMEOUT + 3
+
+
+def test_a_body_that_stalls_gets_408_after_the_body_timeout(server: Server) -> None:
+    answer, took = exchange(server.port, b"POST /api/sessions HTTP/1.1\r\nHost: x\r\n"
+                                         b"Content-Type: application/json\r\n"
+                                         b"Content-Length: 100\r\n\r\n{\"email\"")
+    status, _, body = problem(answer)
+    assert status == 408 and body["type"] == "urn:usermgmt:problem:request-timeout"
+    assert BODY_TIMEOUT - 0.1 <= took <= BODY_TIMEOUT + 3
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """One whole response (head and Content-Length body) from a keep-alive connection."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "closed before a whole head arrived"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "closed before the whole body arrived"
+        body += chunk
+    return head
+
+
+def test_a_keep_alive_connection_serves_request_after_request(server: Server) -> None:
+    request = b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        for _ in range(3):
+            sock.sendall(request)
+            assert read_response(sock).startswith(b"HTTP/1.1 200 ")
+            time.sleep(HEADER_TIMEOUT * 0.75)  # the header clock starts with each request
+
+
+class SlowClients:
+    """Hostile connections driven from one thread: slowloris heads, slow bodies, silence."""
+
+    def __init__(self, port: int, slow_heads: int, slow_bodies: int, silent: int) -> None:
+        self.port = port
+        self.counts = (slow_heads, slow_bodies, silent)
+        self.sockets: list[tuple[str, socket.socket]] = []
+        self.closed_by_server: dict[str, int] = {"head": 0, "body": 0, "silent": 0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._drip, daemon=True)
+
+    def __enter__(self) -> SlowClients:
+        heads, bodies, silent = self.counts
+        for kind, count in (("head", heads), ("body", bodies), ("silent", silent)):
+            for _ in range(count):
+                sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+                if kind == "head":  # a header value that never ends
+                    sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                if kind == "body":
+                    sock.sendall(b"POST /api/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                                 b"application/json\r\nContent-Length: 1000\r\n\r\n")
+                sock.setblocking(False)
+                self.sockets.append((kind, sock))
+        self._thread.start()
+        return self
+
+    def _drip(self) -> None:
+        # One byte per connection every half second, bounded by the test's stop.
+        while not self._stop.wait(0.5):
+            for kind, sock in self.sockets:
+                if kind == "silent":
+                    continue
+                with contextlib.suppress(OSError):
+                    sock.send(b"a" if kind == "head" else b" ")
+
+    def count_closed(self) -> dict[str, int]:
+        closed = {"head": 0, "body": 0, "silent": 0}
+        for kind, sock in self.sockets:
+            try:
+                data = sock.recv(4096)
+            except BlockingIOError:
+                continue  # still open, nothing to read
+            except OSError:
+                data = b""
+            if data == b"" or data.startswith(b"HTTP/1.1 408"):
+                closed[kind] += 1
+        return closed
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for _, sock in self.sockets:
+            sock.close()
+
+
+@pytest.mark.slow
+def test_slow_and_silent_clients_neither_starve_others_nor_stay_connected(
+        server: Server) -> None:
+    user = server.http.post(server.url + "/api/users", timeout=10,
+                            json={"name": "Hot", "email": "hot-edge@example.com"}).json()
+    url = f"{server.url}/api/users/{user['id']}"
+    with SlowClients(server.port, slow_heads=200, slow_bodies=200, silent=2000) as attack:
+        latencies = []
+        with requests.Session() as normal:
+            normal.headers.update(server.http.headers)
+            deadline = time.monotonic() + HEADER_TIMEOUT * 0.8  # before any timeout fires
+            while time.monotonic() < deadline:
+                started = time.monotonic()
+                assert normal.get(url, timeout=5).status_code == 200
+                latencies.append(time.monotonic() - started)
+        assert len(latencies) >= 20
+        # Generous: the point is "answered promptly", not a benchmark (see perf/).
+        assert statistics.quantiles(latencies, n=100)[98] < 0.5
+        time.sleep(max(HEADER_TIMEOUT, BODY_TIMEOUT) + 2.5)  # deadline plus sweep plus slack
+        closed = attack.count_closed()
+    assert closed == {"head": 200, "body": 200, "silent": 2000}, closed
