@@ -232,6 +232,37 @@ def test_a_hup_reload_under_load_loses_no_request(embedded_server: Server) -> No
     assert list(Path(server.env["HOME"]).rglob("*.ctl")) == []
 
 
+def test_a_request_on_a_kept_alive_connection_of_a_stopping_worker_is_answered(
+    server: Server,
+) -> None:
+    """A client reuses its idle connection just as a reload stops the worker holding it:
+    the request is answered (with Connection: close), not reset. (The external test
+    database is enough here.)"""
+    assert server.process is not None
+    connections = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+                   for _ in range(8)]
+    try:
+        for connection in connections:  # kept alive, spread over the workers
+            connection.request("GET", "/livez")
+            assert connection.getresponse().read()
+        originals = server.worker_pids()
+        server.process.send_signal(signal.SIGHUP)
+        # gunicorn stops the old workers as soon as it has forked the new ones.
+        assert wait_until(lambda: len(server.worker_pids() - originals) == WORKERS, 10)
+        time.sleep(0.5)
+        statuses = []
+        for connection in connections:
+            try:
+                connection.request("GET", "/livez")
+                statuses.append(connection.getresponse().status)
+            except (OSError, http.client.HTTPException) as exc:
+                statuses.append(type(exc).__name__)
+    finally:
+        for connection in connections:
+            connection.close()
+    assert statuses == [200] * len(connections)
+
+
 def test_sigterm_answers_every_request_in_flight_then_stops_the_database(
     embedded_server: Server, embedded_data_dir: Path
 ) -> None:
