@@ -29,7 +29,7 @@ from typing import Any
 
 import psycopg
 
-from app.config import ConfigError, Settings, one_line
+from app.config import Bounds, ConfigError, Settings, one_line
 from app.embedded_db import DataDirInUse, EmbeddedPostgres, EmbeddedPostgresError
 from app.logs import configure_logging
 from app.migrations import apply_migrations
@@ -41,7 +41,7 @@ logger = logging.getLogger("usermgmt")
 DEFAULT_BIND = "127.0.0.1:8000"
 # Far beyond what one host serves well; what matters is that a typo (an
 # extra zero) is refused instead of forking thousands of processes.
-MAX_WORKERS = 256
+WORKERS = Bounds(1, 256)
 
 
 class CannotStart(RuntimeError):
@@ -55,33 +55,17 @@ def _bind(value: str) -> str:
     return value
 
 
-def _count(high: int) -> Callable[[str], int]:
-    """An argparse type: an integer from 1 to ``high``."""
-
-    def parse(value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError:
-            number = 0
-        if not 1 <= number <= high:
-            raise argparse.ArgumentTypeError(f"expected an integer from 1 to {high}, got {value!r}")
-        return number
-
-    return parse
-
-
-def _seconds(low: float, high: float) -> Callable[[str], float]:
-    """An argparse type: a finite number from ``low`` to ``high``."""
+def _number_in(bounds: Bounds, integer: bool = False) -> Callable[[str], float]:
+    """An argparse type: a number (or an integer) within ``bounds``."""
 
     def parse(value: str) -> float:
         try:
-            number = float(value)
+            number: float = int(value) if integer else float(value)
         except ValueError:
             number = math.nan
-        # NaN compares false with everything: ask for "inside", never "outside".
-        if not (math.isfinite(number) and low <= number <= high):
-            raise argparse.ArgumentTypeError(f"expected a number from {low:g} to {high:g}, "
-                                             f"got {value!r}")
+        if not bounds.contains(number):
+            kind = "an integer" if integer else "a number"
+            raise argparse.ArgumentTypeError(f"expected {kind} {bounds.describe()}, got {value!r}")
         return number
 
     return parse
@@ -93,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP API under gunicorn")
     serve.add_argument("--bind", type=_bind, default=DEFAULT_BIND,
                        help=f"HOST:PORT to listen on (default {DEFAULT_BIND})")
-    serve.add_argument("--workers", type=_count(MAX_WORKERS), default=os.cpu_count() or 1,
-                       help=f"worker processes, 1 to {MAX_WORKERS} (default: CPU count)")
+    serve.add_argument("--workers", type=_number_in(WORKERS, integer=True),
+                       default=os.cpu_count() or 1,
+                       help=f"worker processes, {WORKERS.describe()} (default: CPU count)")
     commands.add_parser("migrate", help="apply pending database migrations and exit")
     admin = commands.add_parser(
         "create-admin", help="create an admin (password from a prompt, or stdin if not a TTY)")
@@ -106,11 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="base URL of the server (default http://127.0.0.1:8000)")
     chaos.add_argument("--kind", default="any",
                        choices=["db_worker", "cache", "listener", "supervisor", "any"])
-    chaos.add_argument("--every", type=_seconds(0.001, 3600), default=1.0,
+    chaos.add_argument("--every", type=_number_in(Bounds(0.001, 3600)), default=1.0,
                        help="seconds between kills")
-    chaos.add_argument("--jitter", type=_seconds(0, 1), default=0.3,
+    chaos.add_argument("--jitter", type=_number_in(Bounds(0, 1)), default=0.3,
                        help="relative jitter of the interval (0.3 = ±30%%)")
-    chaos.add_argument("--duration", type=_seconds(0.001, 86_400), default=10.0,
+    chaos.add_argument("--duration", type=_number_in(Bounds(0.001, 86_400)), default=10.0,
                        help="seconds to run")
     chaos.add_argument("--token", help="bearer token sent with each kill")
     chaos.add_argument("--kill-db-connections", action="store_true",

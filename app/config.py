@@ -40,6 +40,10 @@ class Bounds:
     def describe(self) -> str:
         return f"from {_number(self.low)} to {_number(self.high)}"
 
+    def contains(self, value: float) -> bool:
+        # NaN compares false with everything: ask for "inside", never "outside".
+        return math.isfinite(value) and self.low <= value <= self.high
+
 
 def _number(value: float) -> str:
     return f"{value:,.0f}" if value == int(value) else f"{value:g}"
@@ -80,11 +84,6 @@ def _refused(name: str, raw: str, kind: str) -> ConfigError:
     return ConfigError(f"{name} must be {kind} {BOUNDS[name].describe()}, got {raw!r}")
 
 
-def _within(bounds: Bounds, value: float) -> bool:
-    # NaN compares false with everything: ask for "inside", never "outside".
-    return math.isfinite(value) and bounds.low <= value <= bounds.high
-
-
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -93,7 +92,7 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise _refused(name, raw, "a number") from None
-    if not _within(BOUNDS[name], value):
+    if not BOUNDS[name].contains(value):
         raise _refused(name, raw, "a number")
     return value
 
@@ -106,7 +105,7 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise _refused(name, raw, "an integer") from None
-    if not _within(BOUNDS[name], value):
+    if not BOUNDS[name].contains(value):
         raise _refused(name, raw, "an integer")
     return value
 
@@ -133,7 +132,7 @@ def _rate(env: Mapping[str, str], name: str, default: tuple[int, float]) -> tupl
         value = (int(count), float(window) if window else 60.0)
     except ValueError:
         value = (0, math.nan)
-    if not (_within(BOUNDS[name], value[0]) and _within(LOGIN_RATE_WINDOW, value[1])):
+    if not (BOUNDS[name].contains(value[0]) and LOGIN_RATE_WINDOW.contains(value[1])):
         raise ConfigError(
             f"{name} must be N or N/SECONDS with N {BOUNDS[name].describe()} and SECONDS "
             f"{LOGIN_RATE_WINDOW.describe()}, got {raw!r}")
