@@ -140,7 +140,7 @@ def report(outcomes: list[Outcome], args: argparse.Namespace, command: str) -> s
         "per server; every server authenticated the token (the service from its cache, the "
         "references with a query).", "",
         "| server | p50 / p99 ms idle | p50 / p99 ms attacked | answered / sent attacked "
-        "| slow heads closed | slow bodies closed | silent closed |",
+        "(not answered in time) | slow heads closed | slow bodies closed | silent closed |",
         "|---|---|---|---|---|---|---|",
     ]
     for o in outcomes:
@@ -152,12 +152,16 @@ def report(outcomes: list[Outcome], args: argparse.Namespace, command: str) -> s
         lines.append(
             f"| {o.server} | {o.baseline.p50_ms:.1f} / {o.baseline.p99_ms:.1f} "
             f"| {o.attacked.p50_ms:.1f} / {o.attacked.p99_ms:.1f} "
-            f"| {answered} / {o.attacked.sent} "
+            f"| {answered} / {o.attacked.sent} ({o.attacked.dropped}) "
             f"| {o.closed.get('head', 0)} / {attack.slow_heads} "
             f"| {o.closed.get('body', 0)} / {attack.slow_bodies} "
             f"| {o.closed.get('silent', 0)} / {attack.silent} |")
     lines += ["", "## Environment", ""]
-    lines += [f"- {key}: {value}" for key, value in environment().items()]
+    settings = {"servers' workers": str(args.workers),
+                "gthread reference's threads": str(args.threads),
+                "normal rate, duration, hold": f"{args.rate:g}/s, {args.duration:g} s, "
+                                               f"{args.hold:g} s"}
+    lines += [f"- {key}: {value}" for key, value in environment(settings).items()]
     return "\n".join(lines) + "\n"
 
 
