@@ -22,7 +22,7 @@ import logging
 import os
 from typing import Any
 
-__all__ = ["control_socket", "hooks"]
+__all__ = ["control_socket_settings", "hooks"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def child_exit(server: Any, worker: Any) -> None:
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
-def control_socket() -> dict[str, Any]:
+def control_socket_settings() -> dict[str, Any]:
     """The control-socket setting, as gunicorn settings (none before gunicorn 25.1)."""
     from gunicorn.config import KNOWN_SETTINGS
 
