@@ -8,7 +8,7 @@ what they need.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import falcon
@@ -18,6 +18,7 @@ import falcon.routing
 import orjson
 
 from app.auth import AuthMiddleware, ListenerSplit
+from app.config import Network
 from app.middleware import RequestMiddleware
 from app.openapi import openapi_document
 from app.problems import install_error_handling
@@ -105,6 +106,7 @@ def create_app(
     access_log: bool = True,
     metrics_port: int | None = None,
     without_authentication: bool = False,
+    trusted_proxies: Sequence[Network] = (),
 ) -> App:
     """Build the ASGI application around a users service.
 
@@ -127,6 +129,9 @@ def create_app(
             For perf/bench_auth.py's side-by-side measurement only: no
             setting reaches it, and guarded resources then fail (500) for
             want of a principal unless the caller supplies one.
+        trusted_proxies: proxies whose ``X-Forwarded-For`` names the client
+            that failed password checks are counted against (see
+            :func:`app.auth.client_address`).
     """
     middleware: list[RequestMiddleware | ListenerSplit | AuthMiddleware | QueryParameters] = [
         RequestMiddleware(metrics_enabled=metrics_enabled, access_log=access_log)]
@@ -141,8 +146,8 @@ def create_app(
     app.req_options.auto_parse_qs_csv = False
     install_error_handling(app, retry_after=retry_after)
     app.add_route("/api/users", UsersCollection(users))
-    app.add_route("/api/users/{user_id:int(min=1)}", UserItem(users, sessions))
-    app.add_route("/api/sessions", SessionsCollection(sessions))
+    app.add_route("/api/users/{user_id:int(min=1)}", UserItem(users, sessions, trusted_proxies))
+    app.add_route("/api/sessions", SessionsCollection(sessions, trusted_proxies))
     app.add_route("/api/sessions/current", CurrentSession(sessions))
     app.add_route("/openapi.json", OpenApiResource())
     app.add_route("/livez", Liveness())

@@ -84,6 +84,7 @@ def get_app() -> falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]:
         metrics_enabled=settings.metrics_enabled,
         access_log=settings.access_log and settings.log_level in ("DEBUG", "INFO"),
         metrics_port=metrics_port,
+        trusted_proxies=settings.trusted_proxies,
     )
 
 

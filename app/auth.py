@@ -36,11 +36,14 @@ only on the metrics port, and only ``/metrics`` does.
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import falcon
 
+from app.config import Network
 from app.problems import Problem
 from app.sessions_service import Principal, SessionsService
 
@@ -71,6 +74,8 @@ _KNOWN_METHODS = frozenset(falcon.constants.COMBINED_METHODS)
 _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
 _NOBODY: frozenset[str] = frozenset()
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
 
 def _unauthorized(detail: str, error: str | None) -> Problem:
     challenge = f'Bearer realm="{REALM}"'
@@ -95,14 +100,57 @@ def forbidden(detail: str) -> Problem:
     return Problem(403, detail, problem_type="forbidden", title="Forbidden")
 
 
-def client_address(req: falcon.Request) -> str:
-    """The peer address failed password checks are counted against.
+def client_address(req: falcon.Request, trusted_proxies: Sequence[Network] = ()) -> str:
+    """The client address failed password checks are counted against.
 
-    The socket's peer, never a client-supplied header: behind a proxy
-    that is the proxy, and the per-account limit is what still holds per
-    client.
+    The socket's peer, unless the peer is one of ``trusted_proxies``
+    (``USERMGMT_TRUSTED_PROXIES``): then the rightmost address of
+    ``X-Forwarded-For`` that is not a trusted proxy. Each proxy appends
+    the address it was connected from, so entries left of that one are
+    whatever the client chose to send, and are never believed. Anyone
+    else's ``X-Forwarded-For`` is ignored.
+
+    An entry that is not an address (a typo in a proxy, ``unknown``)
+    stops the walk: the nearest trusted hop is counted instead, so a
+    client cannot hide behind garbage. IPv4-mapped IPv6 addresses count
+    as the IPv4 address they carry.
     """
-    return str(req.remote_addr or "unknown")
+    peer = str(req.remote_addr or "unknown")
+    if not trusted_proxies:
+        return peer
+    nearest = _address(peer)
+    if nearest is None or not _trusted(nearest, trusted_proxies):
+        return peer
+    forwarded = req.get_header("X-Forwarded-For")
+    if not forwarded:
+        return str(nearest)
+    for item in reversed(forwarded.split(",")):
+        address = _address(item)
+        if address is None:
+            break
+        if not _trusted(address, trusted_proxies):
+            return str(address)
+        nearest = address
+    return str(nearest)
+
+
+def _address(text: str) -> IPAddress | None:
+    text = text.strip()
+    if text.startswith("["):  # "[2001:db8::1]" or "[2001:db8::1]:443"
+        text, closed, port = text[1:].partition("]")
+        if not closed or (port and not (port[0] == ":" and port[1:].isdigit())):
+            return None
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _trusted(address: IPAddress, networks: Sequence[Network]) -> bool:
+    return any(address in network for network in networks)
 
 
 def principal_of(req: falcon.Request) -> Principal:

@@ -6,6 +6,7 @@ embedded PostgreSQL; production sets ``DATABASE_URL`` and sizes the pool.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from collections.abc import Mapping
@@ -21,9 +22,12 @@ __all__ = [
     "POOL_SPARE_CONNECTIONS",
     "Bounds",
     "ConfigError",
+    "Network",
     "Settings",
     "one_line",
 ]
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(ValueError):
@@ -167,6 +171,21 @@ def _host_port(env: Mapping[str, str], name: str) -> str | None:
     return raw
 
 
+def _networks(env: Mapping[str, str], name: str) -> tuple[Network, ...]:
+    """Comma-separated addresses or CIDR networks, IPv4 or IPv6."""
+    raw = env.get(name) or ""
+    networks = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"{name} must be comma-separated addresses or networks, got {item!r}") from None
+    return tuple(networks)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """The service's settings; see the configuration table in README.md."""
@@ -196,6 +215,7 @@ class Settings:
     login_rate_limit: int = 5
     login_rate_window: float = 60.0
     metrics_bind: str | None = None
+    trusted_proxies: tuple[Network, ...] = ()
 
     def connections_per_process(self) -> int:
         """Database connections one worker process may hold at once.
@@ -243,4 +263,5 @@ class Settings:
             login_rate_limit=rate_limit[0],
             login_rate_window=rate_limit[1],
             metrics_bind=_host_port(env, "USERMGMT_METRICS_BIND"),
+            trusted_proxies=_networks(env, "USERMGMT_TRUSTED_PROXIES"),
         )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import falcon
 import falcon.asgi
 
 from app.auth import client_address, principal_of
+from app.config import Network
 from app.http import JSON, read_json, require_media_type, send_json
 from app.sessions_service import SessionsService
 from app.validation import validate_login
@@ -24,13 +26,16 @@ class SessionsCollection:
     # The only way in: it cannot require a token itself.
     anonymous_methods = frozenset({"POST"})
 
-    def __init__(self, sessions: SessionsService) -> None:
+    def __init__(self, sessions: SessionsService,
+                 trusted_proxies: Sequence[Network] = ()) -> None:
         self._sessions = sessions
+        self._trusted_proxies = trusted_proxies
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.Response) -> None:
         require_media_type(req, (JSON,))
         login = validate_login(await read_json(req))
-        session = await self._sessions.login(login.email, login.password, client_address(req))
+        session = await self._sessions.login(login.email, login.password,
+                                            client_address(req, self._trusted_proxies))
         resp.set_header("Cache-Control", NO_STORE)
         resp.set_header("Location", "/api/sessions/current")
         send_json(resp, {"token": session.token, "expires_at": session.expires_at,

@@ -9,6 +9,7 @@ user (404). See :mod:`app.auth` for the roles.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from urllib.parse import urlencode
 
 import falcon
@@ -17,6 +18,7 @@ import falcon.asgi
 from actors.errors import NotFound
 from actors.messages import UserPage
 from app.auth import ADMIN, MEMBER, client_address, forbidden, principal_of, require_admin
+from app.config import Network
 from app.http import (
     JSON,
     MERGE_PATCH_JSON,
@@ -143,9 +145,11 @@ class UserItem:
     ``password`` are optional in PUT and PATCH alike (absent: unchanged).
     """
 
-    def __init__(self, users: UsersService, sessions: SessionsService) -> None:
+    def __init__(self, users: UsersService, sessions: SessionsService,
+                 trusted_proxies: Sequence[Network] = ()) -> None:
         self._users = users
         self._sessions = sessions
+        self._trusted_proxies = trusted_proxies
 
     async def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> None:
         user_id = _check_id(user_id)
@@ -195,7 +199,7 @@ class UserItem:
         expected_hash = None
         if fields.current_password is not None:
             expected_hash = await self._sessions.check_password(
-                user_id, fields.current_password, client_address(req))
+                user_id, fields.current_password, client_address(req, self._trusted_proxies))
         if_match = parse_if_match(req.get_header("If-Match"), _tag_version(user_id))
         user = await self._users.update(
             user_id, fields.name, fields.email, if_match, role=fields.role,

@@ -163,3 +163,15 @@ def test_a_database_url_with_a_password_never_echoes_it() -> None:
     with pytest.raises(ConfigError) as refused:
         Settings.from_env({"DATABASE_URL": "postgresql://u:s3cret@h/db?frobnicate=1"})
     assert "s3cret" not in str(refused.value)
+
+
+def test_trusted_proxies_are_addresses_or_networks_and_none_by_default() -> None:
+    assert Settings.from_env({}).trusted_proxies == ()
+    settings = Settings.from_env({"USERMGMT_TRUSTED_PROXIES": " 10.0.0.10, 10.1.0.0/16,,2001:db8::/32 "})
+    assert [str(n) for n in settings.trusted_proxies] == ["10.0.0.10/32", "10.1.0.0/16", "2001:db8::/32"]
+
+
+@pytest.mark.parametrize("value", ["10.0.0.300", "proxy.example.com", "10.0.0.0/33"])
+def test_an_unusable_trusted_proxy_is_refused_with_the_variable_named(value: str) -> None:
+    with pytest.raises(ConfigError, match="USERMGMT_TRUSTED_PROXIES"):
+        Settings.from_env({"USERMGMT_TRUSTED_PROXIES": f"10.0.0.1, {value}"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -160,6 +161,30 @@ def test_failed_logins_are_limited_per_client_address(anonymous: CheckedClient, 
         assert login(anonymous, f"guess{n}@example.com", "wrong password!", "10.2.0.1").status_code == 401
     assert login(anonymous, ADMIN_EMAIL, ADMIN_PASSWORD, "10.2.0.1").status_code == 429
     assert login(anonymous, ADMIN_EMAIL, ADMIN_PASSWORD, "10.2.0.2").status_code == 201
+
+
+def test_behind_a_trusted_proxy_logins_are_limited_per_forwarded_client(
+    runtime: Runtime, admin: Account
+) -> None:
+    proxy = make_client(runtime, trusted_proxies=[ipaddress.ip_network("10.3.0.10/32")])
+
+    def attempt(email: str, password: str, peer: str, forwarded: str) -> int:
+        return int(proxy.simulate_post("/api/sessions", remote_addr=peer,
+                                       headers={"X-Forwarded-For": forwarded},
+                                       json={"email": email, "password": password}).status_code)
+
+    # A client behind the proxy, prepending a forged address each time.
+    for n in range(5):
+        assert attempt(f"guess{n}@example.com", "wrong password!", "10.3.0.10",
+                       f"198.51.100.{n}, 10.3.9.1") == 401
+    assert attempt(ADMIN_EMAIL, ADMIN_PASSWORD, "10.3.0.10", "10.3.9.1") == 429
+    # Another client behind the same proxy is not held back by it.
+    assert attempt(ADMIN_EMAIL, ADMIN_PASSWORD, "10.3.0.10", "10.3.9.2") == 201
+    # A peer that is not the proxy: its forged header is ignored, its own address counts.
+    for n in range(5):
+        assert attempt(f"probe{n}@example.com", "wrong password!", "10.3.7.7", "10.3.9.3") == 401
+    assert attempt(ADMIN_EMAIL, ADMIN_PASSWORD, "10.3.7.7", "10.3.9.3") == 429
+    assert attempt(ADMIN_EMAIL, ADMIN_PASSWORD, "10.3.0.10", "10.3.9.3") == 201
 
 
 def test_successful_logins_are_not_limited(anonymous: CheckedClient, admin: Account) -> None:
