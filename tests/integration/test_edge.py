@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import socket
 import statistics
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -165,6 +167,29 @@ def test_an_idle_kept_alive_connection_is_closed_after_the_keep_alive_time(
         started = time.monotonic()
         assert sock.recv(1) == b""
         assert keepalive - 0.5 <= time.monotonic() - started <= keepalive + 3
+
+
+def test_a_request_on_its_way_when_the_worker_stops_is_answered_then_closed(
+        database_url: str, tmp_path: Path) -> None:
+    """A load balancer connects and sends at once: a worker that stops in
+    between answers the request instead of dropping the connection."""
+    env = {"DATABASE_URL": database_url, "USERMGMT_DATA_DIR": str(tmp_path / "var"),
+           "USERMGMT_LOG_LEVEL": "WARNING"}
+    with Server(env, tmp_path / "server.log", workers=1) as stopping:
+        with socket.create_connection(("127.0.0.1", stopping.port), timeout=10) as sock:
+            time.sleep(0.3)  # accepted by the worker; nothing sent yet
+            assert stopping.process is not None
+            stopping.process.send_signal(signal.SIGTERM)
+            time.sleep(0.5)  # the worker is stopping
+            sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+            chunks = []
+            with contextlib.suppress(ConnectionResetError):
+                while chunk := sock.recv(65536):
+                    chunks.append(chunk)
+        answer = b"".join(chunks)
+        assert answer.startswith(b"HTTP/1.1 200 "), answer
+        assert b"connection: close" in answer.lower()
+        assert stopping.process.wait(30) == 0
 
 
 @pytest.mark.slow
