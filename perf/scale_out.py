@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import random
+import signal
 import sys
 import tempfile
 import threading
@@ -677,6 +678,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the markdown report here")
     args = parser.parse_args(argv)
     from perf.report import environment
+    from perf.servers import exit_on_sigterm
+
+    signal.signal(signal.SIGTERM, exit_on_sigterm)  # unwind: every namespace is deleted
 
     command = "python -m perf.scale_out " + " ".join(argv if argv is not None else sys.argv[1:])
     results: dict[str, Any] = {}
