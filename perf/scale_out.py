@@ -522,15 +522,23 @@ class ThroughputRow:
     s4xx: int
     s5xx: int
     socket_errors: int
+    other_cores: float = 0.0  # cores busy with processes outside the topology meanwhile
 
 
 def throughput(topology: Topology, duration: float, host_counts: Sequence[int] = (1, 2, 3),
                workloads: Sequence[str] = ("get_cached", "mixed"), connections: int = 32,
-               direct: bool = True) -> list[ThroughputRow]:
+               direct: bool = True, quiet_wait: float = 0.0) -> list[ThroughputRow]:
     """The same wrk workloads through nginx with the first 1, 2, 3 hosts in
     its upstream (a graceful nginx reload between), and, with ``direct``,
-    against one host without nginx. Leaves every host in the upstream."""
+    against one host without nginx. Leaves every host in the upstream.
+
+    Each row says how many cores other processes of the machine took
+    meanwhile; with ``quiet_wait``, each run first waits up to that many
+    seconds for them to take less than a third of a core."""
+    from perf.cpu_noise import CpuNoise
     from perf.wrk_runner import run_wrk
+
+    noise = CpuNoise()  # this process's descendants are the whole topology
 
     env = {"PERF_USERS": str(topology.users), "PERF_TOKEN": topology.token}
     rows = []
@@ -541,11 +549,15 @@ def throughput(topology: Topology, duration: float, host_counts: Sequence[int] =
             if count:
                 topology.lb.use_hosts(HOSTS[:count])
             for workload in workloads:
+                if quiet_wait:
+                    noise.wait_until_quiet(0.33, quiet_wait)
+                before = noise.snapshot()
                 result = run_wrk(url, workload, duration, connections, 2,
                                  {**env, "PERF_RUN_PREFIX": f"{workload}-{count}-{time.time_ns()}"})
                 rows.append(ThroughputRow(label, workload, result.rps, result.p50_ms,
                                           result.p99_ms, result.s2xx, result.s4xx, result.s5xx,
-                                          result.socket_errors))
+                                          result.socket_errors,
+                                          CpuNoise.other_cores(before, noise.snapshot())))
     finally:
         topology.lb.use_hosts(HOSTS)
     return rows
@@ -641,11 +653,14 @@ def render(command: str, env: dict[str, str], results: dict[str, Any]) -> str:
         "everything (wrk, nginx, every host, PostgreSQL): more hosts add processes competing",
         "for the same cores, so this measures the cost of the topology, not a speed-up; on",
         "real machines each host brings its own cores. What matters here: nothing fails and",
-        "coherence holds at every size.",
+        "coherence holds at every size. Other engineers' work shares the machine: each run",
+        "waited (up to 20 s) for it to take less than a third of a core, and the last column",
+        "says how much it took during the run; a row next to a busy one is not comparable.",
         "",
-        *_table(["target", "workload", "rps", "p50 ms", "p99 ms", "2xx", "4xx", "5xx", "socket errors"],
+        *_table(["target", "workload", "rps", "p50 ms", "p99 ms", "2xx", "4xx", "5xx",
+                 "socket errors", "cores taken by other work"],
                 [[r.target, r.workload, f"{r.rps:.0f}", f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}",
-                  r.s2xx, r.s4xx, r.s5xx, r.socket_errors] for r in rows]),
+                  r.s2xx, r.s4xx, r.s5xx, r.socket_errors, f"{r.other_cores:.2f}"] for r in rows]),
         "",
         "`mixed` expects some 404 and 412 (deleted users, If-Match races): they are its 4xx.",
     ]
@@ -692,7 +707,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("rolling", lambda: [rolling_restart(topology, "reload"),
                                  rolling_restart(topology, "restart")]),
             ("database", lambda: database_restart(topology)),
-            ("throughput", lambda: throughput(topology, min(args.duration, 20.0))),
+            ("throughput", lambda: throughput(topology, min(args.duration, 20.0),
+                                              quiet_wait=20.0)),
             ("coherence_after_throughput", lambda: coherence(topology, 500)),
         ]
         for name, step in steps:
