@@ -96,6 +96,31 @@ def _ok(call: Call) -> bool:
     return call.status == WRITE_OK.get(call.method)
 
 
+class _Threads:
+    """Client threads whose failures are not lost: :meth:`join` raises the first."""
+
+    def __init__(self) -> None:
+        self._threads: list[threading.Thread] = []
+        self.errors: list[BaseException] = []
+
+    def start(self, target: Callable[..., None], *args: Any) -> None:
+        def run() -> None:
+            try:
+                target(*args)
+            except BaseException as exc:
+                self.errors.append(exc)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def join(self, timeout: float | None = None) -> None:
+        for thread in self._threads:
+            thread.join(timeout)
+        if self.errors:
+            raise RuntimeError(f"{len(self.errors)} client thread(s) failed") from self.errors[0]
+
+
 # -- a mixed load through nginx ------------------------------------------------
 
 
@@ -109,7 +134,7 @@ class Load:
     recorder: Recorder = field(default_factory=Recorder)
     history: dict[int, History] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
-    _threads: list[threading.Thread] = field(default_factory=list)
+    _threads: _Threads = field(default_factory=_Threads)
 
     def _client(self, i: int) -> None:
         rng = random.Random(i * 7919 + int(time.time()))
@@ -127,16 +152,13 @@ class Load:
                          rng)
 
     def __enter__(self) -> Load:
-        self._threads = [threading.Thread(target=self._client, args=(i,), daemon=True)
-                         for i in range(self.readers + self.writers)]
-        for thread in self._threads:
-            thread.start()
+        for i in range(self.readers + self.writers):
+            self._threads.start(self._client, i)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        for thread in self._threads:
-            thread.join(30)
+        self._threads.join(30)
 
     def failures(self) -> dict[str, int]:
         """Calls that did not succeed, as ``"METHOD status"`` → count."""
@@ -239,12 +261,10 @@ def coherence(topology: Topology, pairs: int, clients: int = 4, read_url: str | 
                 result.windows_ms.append(window * 1000)
 
     share = [pairs // clients + (1 if i < pairs % clients else 0) for i in range(clients)]
-    threads = [threading.Thread(target=client, args=(i, share[i]), daemon=True)
-               for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    threads = _Threads()
+    for i in range(clients):
+        threads.start(client, i, share[i])
+    threads.join()
     result.seconds = time.time() - started
     if read_url is None:
         result.reads_per_host = _requests_per_host(topology, started, "GET")
@@ -452,10 +472,10 @@ def database_restart(topology: Topology, down: float = 3.0, hot: int = 10,
                           json={"name": "w", "email": f"db-restart-{i}-{n}-{time.time()}@example.com"})
             time.sleep(0.05)
 
-    threads = [threading.Thread(target=reader, args=(i,), daemon=True) for i in range(3)]
-    threads.append(threading.Thread(target=writer, args=(0,), daemon=True))
-    for thread in threads:
-        thread.start()
+    threads = _Threads()
+    for i in range(3):
+        threads.start(reader, i)
+    threads.start(writer, 0)
     try:
         time.sleep(1.0)
         stopping = time.time()
@@ -469,8 +489,7 @@ def database_restart(topology: Topology, down: float = 3.0, hot: int = 10,
         time.sleep(1.0)
     finally:
         stop.set()
-        for thread in threads:
-            thread.join(30)
+        threads.join(30)
     during = [c for c in recorder.calls if stopping <= c.at <= back]
     cached = [c for c in during if c.kind == "read"]
     result.cached_reads = len(cached)
@@ -499,12 +518,10 @@ def _writes_back(topology: Topology, since: float, deadline: float) -> dict[str,
             time.sleep(0.05)
         back[name] = None
 
-    threads = [threading.Thread(target=probe, args=item, daemon=True)
-               for item in topology.hosts.items()]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    threads = _Threads()
+    for name, host in topology.hosts.items():
+        threads.start(probe, name, host)
+    threads.join()
     return dict(sorted(back.items()))
 
 

@@ -87,7 +87,7 @@ def test_a_host_killed_under_load_loses_no_read_and_no_acknowledged_write(
     assert result.workers_gone_s < 10.0
     assert result.detected_s is not None and result.detected_s < 5.0, result
     assert result.back_in_rotation_s is not None and result.back_in_rotation_s < 30.0, result
-    assert result.after_return is not None
+    assert result.after_return is not None and result.after_return.pairs == 40
     assert result.after_return.stale_after_bound == 0, result.after_return
 
 
@@ -133,6 +133,7 @@ def test_one_two_and_three_hosts_serve_the_same_load_without_errors_and_stay_coh
         else:
             assert row.s5xx <= 0.01 * (row.s2xx + row.s4xx + row.s5xx), row
     after = scale_out.coherence(topology, pairs=60)
+    assert after.pairs == 60
     assert after.stale_after_bound == 0, after
 
 
