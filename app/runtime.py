@@ -29,6 +29,7 @@ from app.sessions_service import LoginRateLimit, Principal, SessionsService
 from app.users_service import UsersService, UserView
 from app.worker_client import WorkerClient
 from supervisors import SupervisorEvent
+from supervisors.introspection import mailbox_size
 from supervisors.service_tree import CacheWiring, TreeConfig, start_service_tree
 
 __all__ = ["Runtime"]
@@ -211,9 +212,7 @@ class Runtime:
         for ref in pykka.ActorRegistry.get_all():
             kind = ACTOR_KINDS.get(ref.actor_class.__name__, "other")
             alive[kind] = alive.get(kind, 0) + 1
-            inbox = ref.actor_inbox
-            size = inbox.qsize() if hasattr(inbox, "qsize") else 0
-            depth[kind] = max(depth.get(kind, 0), size)
+            depth[kind] = max(depth.get(kind, 0), mailbox_size(ref))
         for kind, count in alive.items():
             metrics.ACTORS_ALIVE.labels(kind).set(count)
             metrics.ACTOR_MAILBOX_DEPTH.labels(kind).set(depth[kind])
