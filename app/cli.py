@@ -127,6 +127,22 @@ def prepare_metrics_dir(data_dir: Path) -> Path:
     return directory
 
 
+def prepare_dashboard_dir(data_dir: Path) -> Path:
+    """Create and empty the directory where workers publish dashboard snapshots.
+
+    ``USERMGMT_DASHBOARD_DIR`` if set, else ``<data dir>/dashboard``, beside
+    the metrics directory; workers inherit the variable. Only the files the
+    dashboard writes are removed.
+    """
+    from app.dashboard.board import clear_board
+
+    configured = os.environ.get("USERMGMT_DASHBOARD_DIR")
+    directory = Path(configured) if configured else (data_dir / "dashboard").resolve()
+    clear_board(directory)
+    os.environ["USERMGMT_DASHBOARD_DIR"] = str(directory)
+    return directory
+
+
 def serve(args: argparse.Namespace, settings: Settings) -> int:
     if settings.metrics_bind is not None and (
             settings.metrics_bind.rpartition(":")[2] == args.bind.rpartition(":")[2]):
@@ -135,6 +151,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
               f"than --bind ({args.bind})", file=sys.stderr)
         return 2
     prepare_metrics_dir(settings.data_dir)
+    prepare_dashboard_dir(settings.data_dir)
     from app import gunicorn_conf
 
     url, embedded = _database(settings)

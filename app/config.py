@@ -110,6 +110,7 @@ class Settings:
     login_rate_limit: int = 5
     login_rate_window: float = 60.0
     metrics_bind: str | None = None
+    dashboard_dir: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -149,4 +150,6 @@ class Settings:
             login_rate_limit=rate_limit[0],
             login_rate_window=rate_limit[1],
             metrics_bind=_host_port(env, "USERMGMT_METRICS_BIND"),
+            dashboard_dir=Path(env["USERMGMT_DASHBOARD_DIR"])
+            if env.get("USERMGMT_DASHBOARD_DIR") else None,
         )

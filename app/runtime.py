@@ -22,6 +22,7 @@ from actors.errors import Unavailable
 from actors.worker_pool import WorkerPool
 from app import metrics
 from app.config import Settings
+from app.dashboard.service import Dashboard
 from app.metrics import MetricsSampler
 from app.passwords import Passwords
 from app.resources.health import ReadinessCheck
@@ -112,6 +113,15 @@ class Runtime:
         self.tokens: CacheHandle[Principal] | None = (
             CacheHandle() if settings.cache_enabled else None
         )
+        self.dashboard = Dashboard(
+            root=lambda: self.root,
+            pool=self.workers,
+            caches={"users": self.cache, "tokens": self.tokens},
+            coherence=self.coherence,
+            directory=settings.dashboard_dir,
+            chaos=settings.chaos_enabled,
+            instrumented=instrumented,
+        )
         self.sessions = SessionsService(
             WorkerClient(self.workers, settings.db_checkout_timeout,
                          settings.statement_timeout + 1.0),
@@ -195,8 +205,10 @@ class Runtime:
         if self._instrumented:
             self._sampler = MetricsSampler(self.sample_metrics)
             self._sampler.start()
+        self.dashboard.start()
 
     def _supervisor_event(self, event: SupervisorEvent) -> None:
+        self.dashboard.journal.record(event)
         if self._instrumented:
             metrics.record_supervisor_event(event)
         if self._event_hook is not None:
@@ -300,6 +312,7 @@ class Runtime:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the tree (children in reverse order), then close the pool."""
         self.draining.set()
+        self.dashboard.stop()
         root, self.root = self.root, None
         if root is not None:
             with contextlib.suppress(pykka.ActorDeadError):

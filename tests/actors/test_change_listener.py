@@ -108,3 +108,19 @@ def test_a_listener_that_cannot_connect_keeps_retrying_without_failing_its_start
         assert not coherence.is_coherent
     finally:
         ref.stop(timeout=5)
+
+
+def test_status_tells_whether_it_listens_and_when_it_last_heard(
+    tree: Any, db: psycopg.Connection[Any]
+) -> None:
+    _, _, root = tree
+    listener = {c: r for c, r, _ in root.proxy().which_children().get(timeout=2)}["listener"]
+    before = listener.proxy().status().get(timeout=2)
+    assert before.listening and before.connected_at is not None
+    assert (before.notifications, before.last_notification_at) == (0, None)
+    started = time.time()
+    db.execute("INSERT INTO users (name, email) VALUES ('a', 'a@x.io')")
+    heard(root, 1)
+    after = listener.proxy().status().get(timeout=2)
+    assert after.notifications == 1
+    assert after.last_notification_at is not None and after.last_notification_at >= started
