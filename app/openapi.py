@@ -18,12 +18,14 @@ from typing import Any
 
 from app.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from app.validation import (
+    ACTOR_ID_PATTERN,
     CURSOR_PATTERN,
     DEFAULT_LIMIT,
     LOGIN_EMAIL_PATTERN,
     MAX_EMAIL_LENGTH,
     MAX_LIMIT,
     MAX_NAME_LENGTH,
+    MAX_PID,
     NAME_PATTERN,
     NO_NUL_PATTERN,
     ROLES,
@@ -76,6 +78,155 @@ def _errors(*statuses: int) -> dict[str, Any]:
 def _gunicorn_response(description: str) -> dict[str, Any]:
     return {"description": description + " Answered by gunicorn, as a small HTML page.",
             "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
+def _static(operation_id: str, summary: str, media_type: str) -> dict[str, Any]:
+    """A file of the dashboard's page: anonymous, no data in it."""
+    return {"get": {
+        "operationId": operation_id,
+        "summary": f"The dashboard's {summary} (static; the data needs an admin's token).",
+        "security": _ANONYMOUS,
+        "responses": {"200": {"description": f"The {summary}.", "headers": {
+            "Content-Security-Policy": {"schema": {"type": "string"}},
+            "X-Content-Type-Options": {"schema": {"type": "string"}}},
+            "content": {media_type: {"schema": {"type": "string"}}}},
+            **_errors(404, 405)},
+    }}
+
+
+def _number(nullable: bool = False, minimum: float | None = 0) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": ["number", "null"] if nullable else "number"}
+    if minimum is not None:
+        schema["minimum"] = minimum
+    return schema
+
+
+def _count(nullable: bool = False) -> dict[str, Any]:
+    return {"type": ["integer", "null"] if nullable else "integer", "minimum": 0}
+
+
+def _object(properties: dict[str, Any], description: str | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "required": list(properties),
+                              "additionalProperties": False, "properties": properties}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _dashboard_schemas() -> dict[str, Any]:
+    """The document of ``GET /api/dashboard`` (see app.dashboard)."""
+    unix_time = {"type": "number", "description": "Unix time, seconds."}
+    tree_node = {
+        "type": "object",
+        "description": "A supervisor or a child, as its supervisor's `describe` reports it "
+                       "(the children of `which_children`). Supervisors also carry "
+                       "`name`, `strategy`, `intensity`, `period`, `recent_restarts` and "
+                       "`children`.",
+        "required": ["id", "supervisor", "actor", "type", "restart", "shutdown", "state",
+                     "restarts", "mailbox", "last_exit"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string", "description": "Child id (the root: its name)."},
+            "supervisor": {"type": ["string", "null"],
+                           "description": "Name of its supervisor; null for the root."},
+            "actor": {"type": "string", "description": "Actor class."},
+            "type": {"type": "string", "enum": ["worker", "supervisor"]},
+            "restart": {"type": ["string", "null"],
+                        "enum": ["permanent", "transient", "temporary", None]},
+            "shutdown": {"type": ["number", "string", "null"],
+                         "description": "Seconds, `brutal_kill` or `infinity`."},
+            "state": {"type": "string",
+                      "enum": ["running", "restarting", "backing_off", "stopped", "given_up"]},
+            "restarts": {**_count(), "description": "Times it started again in this worker."},
+            "mailbox": {**_count(), "description": "Messages waiting in its inbox."},
+            "last_exit": {"oneOf": [{"type": "null"}, _object({
+                "reason": {"type": ["string", "null"]},
+                "error": {"type": ["string", "null"]},
+                "at": unix_time})]},
+            "name": {"type": "string"},
+            "strategy": {"type": "string",
+                         "enum": ["one_for_one", "one_for_all", "rest_for_one"]},
+            "intensity": _count(),
+            "period": _number(),
+            "recent_restarts": {**_count(),
+                                "description": "Restarts within the current period."},
+            "children": {"type": "array",
+                         "items": {"$ref": "#/components/schemas/DashboardTreeNode"}},
+        },
+    }
+    event = _object({
+        "at": unix_time, "pid": _count(),
+        "kind": {"type": "string", "enum": ["start", "exit", "restart", "give_up", "escalate"]},
+        "supervisor": {"type": "string"}, "child": {"type": ["string", "null"]},
+        "reason": {"type": ["string", "null"]}, "error": {"type": ["string", "null"]},
+    })
+    cache = _object({
+        "name": {"type": "string", "enum": ["users", "tokens"]},
+        "entries": _count(), "hits": _count(), "misses": _count(), "bypasses": _count(),
+        "hit_ratio": {**_number(nullable=True), "maximum": 1},
+        "evictions": _object({"capacity": _count(), "expired": _count(),
+                              "invalidated": _count(), "flush": _count()}),
+        "usable": {"type": "boolean"}, "coherent": {"type": "boolean"},
+    }, "Counters since this cache actor started.")
+    pool = _object({
+        "members": _count(), "idle": _count(), "busy": _count(), "waiting": _count(),
+        "checkouts": _count(), "timeouts": _count(), "shed": _count(),
+        "shedding": {"type": "boolean"},
+        "waits_last_minute": _count(),
+        "wait_p50_ms": _number(nullable=True), "wait_p99_ms": _number(nullable=True),
+    })
+    listener = {"oneOf": [{"type": "null"}, _object({
+        "running": {"type": "boolean"}, "connected": {"type": "boolean"},
+        "notifications": _count(nullable=True),
+        "last_notification_at": _number(nullable=True),
+        "connected_at": _number(nullable=True),
+    })]}
+    worker = _object({
+        "pid": _count(), "started_at": unix_time, "updated_at": unix_time,
+        "process": _object({"rss_bytes": _count(), "cpu_seconds": _number(),
+                            "cpu_percent": _number(nullable=True), "threads": _count()}),
+        "requests_per_second": _number(nullable=True),
+        "tree": {"oneOf": [{"type": "null"},
+                           {"$ref": "#/components/schemas/DashboardTreeNode"}]},
+        "tree_stale": {"type": "boolean",
+                       "description": "The root did not answer in time: last tree shown."},
+        "pool": pool,
+        "caches": {"type": "array", "items": cache},
+        "listener": listener,
+    }, "One gunicorn worker process.")
+    quantiles = {"type": "array", "items": _number(nullable=True)}
+    traffic = {"oneOf": [{"type": "null"}, _object({
+        "step": {"type": "integer", "minimum": 1}, "start": unix_time,
+        "points": {"type": "integer", "minimum": 1},
+        "routes": {"type": "array", "items": _object({
+            "route": {"type": "string"},
+            "requests": {"type": "array", "items": _count()},
+            "p50_ms": quantiles, "p99_ms": quantiles,
+        })},
+    }, "Per-route requests and latency of every worker, `points` slots of `step` "
+       "seconds from `start`; null when metrics are off.")]}
+    return {
+        "Dashboard": _object({
+            "generated_at": unix_time,
+            "answered_by": {**_count(), "description": "pid of the worker that answered."},
+            "chaos": {"type": "boolean", "description": "Kills are offered."},
+            "workers": {"type": "array", "items": worker},
+            "events": {"type": "array", "items": event,
+                       "description": "Recent supervisor events of every worker, newest "
+                                      "first."},
+            "traffic": traffic,
+        }),
+        "DashboardTreeNode": tree_node,
+        "DashboardKill": _object({
+            "pid": {"type": "integer", "minimum": 1, "maximum": MAX_PID},
+            "supervisor": _string(ACTOR_ID_PATTERN, "Name of the child's supervisor."),
+            "child": _string(ACTOR_ID_PATTERN, "The child's id."),
+        }),
+        "DashboardKilled": _object({
+            "pid": {"type": "integer", "minimum": 1},
+            "supervisor": {"type": "string"}, "killed": {"type": "string"},
+        }),
+    }
 
 
 def _string(pattern: str, description: str | None = None, **limits: int) -> dict[str, Any]:
@@ -259,6 +410,34 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             },
+            "/dashboard": _static("dashboardPage", "page", "text/html"),
+            "/dashboard/dashboard.js": _static("dashboardScript", "script", "text/javascript"),
+            "/dashboard/dashboard.css": _static("dashboardStyle", "style sheet", "text/css"),
+            "/api/dashboard": {
+                "get": {
+                    "operationId": "getDashboard",
+                    "summary": "Every live worker process: its supervision tree, pool, caches, "
+                               "listener, recent events and traffic (admin only).",
+                    "responses": {
+                        "200": {"description": "The dashboard's data.", "content": _json(
+                            "Dashboard")},
+                        **_errors(401, 403, 405),
+                    },
+                },
+            },
+            "/api/dashboard/kill": {
+                "post": {
+                    "operationId": "killActor",
+                    "summary": "Crash one supervised actor of any worker process (admin only; "
+                               "only with USERMGMT_CHAOS=1: else 404 for an admin).",
+                    "requestBody": {"required": True, "content": _json("DashboardKill")},
+                    "responses": {
+                        "200": {"description": "Crashed; its supervisor applies its restart "
+                                               "policy.", "content": _json("DashboardKilled")},
+                        **_errors(401, 403, 404, 405, 409, 413, 415, 422, 503),
+                    },
+                },
+            },
             "/livez": {
                 "get": {
                     "operationId": "liveness",
@@ -316,6 +495,7 @@ def openapi_document() -> dict[str, Any]:
                 },
             },
             "schemas": {
+                **_dashboard_schemas(),
                 "User": {
                     "type": "object",
                     "required": ["id", "name", "email", "role", "version", "inserted_at",
