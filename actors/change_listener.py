@@ -44,7 +44,14 @@ import pykka
 from actors.cache import CacheHandle
 from actors.db_worker import reconnect_delay
 
-__all__ = ["CHANNEL", "ChangeListener", "Coherence", "ListenerConnectionLost", "ListenerStatus"]
+__all__ = [
+    "CHANNEL",
+    "ChangeListener",
+    "Coherence",
+    "GetStatus",
+    "ListenerConnectionLost",
+    "ListenerStatus",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +101,11 @@ class ListenerStatus:
     notifications: int
     last_notification_at: float | None
     connected_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class GetStatus:
+    """Ask it of a listener: answers its :class:`ListenerStatus` (no proxy needed)."""
 
 
 class _Connect:
@@ -167,6 +179,8 @@ class ChangeListener(pykka.ThreadingActor):
             return None
         if isinstance(message, _Lost):
             raise ListenerConnectionLost(f"LISTEN connection lost: {message.error}")
+        if isinstance(message, GetStatus):
+            return self.status()
         return super().on_receive(message)
 
     @property

@@ -25,6 +25,7 @@ from supervisors.intensity import exceeds_intensity
 from supervisors.introspection import (
     ChildDescription,
     ChildState,
+    Describe,
     SupervisorDescription,
     TreeNode,
     describe_tree,
@@ -56,6 +57,7 @@ __all__ = [
     "ChildState",
     "ChildType",
     "CrashError",
+    "Describe",
     "DynamicSupervisor",
     "EventHook",
     "EventKind",

@@ -52,6 +52,7 @@ from supervisors.intensity import exceeds_intensity
 from supervisors.introspection import (
     ChildDescription,
     ChildState,
+    Describe,
     SupervisorDescription,
     mailbox_size,
 )
@@ -206,13 +207,15 @@ class SupervisorBase(pykka.ThreadingActor):
         self._terminate_all()
 
     def on_receive(self, message: Any) -> Any:
-        """Handle child exits and the supervisor's own delayed restarts."""
+        """Handle child exits, the supervisor's own delayed restarts and `Describe`."""
         if isinstance(message, ChildExit):
             self._on_child_exit(message)
             return None
         if isinstance(message, _RestartDue):
             self._on_restart_due(message)
             return None
+        if isinstance(message, Describe):
+            return self.describe()
         return super().on_receive(message)
 
     # -- queries ----------------------------------------------------------------

@@ -4,8 +4,10 @@ OTP answers ``which_children`` and ``count_children``; an operator also
 wants each child's restart policy, whether it is running or waiting for a
 restart, and its mailbox. `SupervisorBase.describe` answers that for one
 supervisor, from the same child list as ``which_children``, in the
-supervisor's own thread (a consistent picture); `describe_tree` asks every
-running supervisor of a tree in turn.
+supervisor's own thread (a consistent picture); so does a `Describe`
+message, without the cost of building a proxy (about a millisecond: pykka
+introspects the actor for each one). `describe_tree` asks every running
+supervisor of a tree in turn.
 
 Vocabulary:
 
@@ -30,6 +32,7 @@ from supervisors.spec import ChildType, Restart, Shutdown, Strategy
 __all__ = [
     "ChildDescription",
     "ChildState",
+    "Describe",
     "SupervisorDescription",
     "TreeNode",
     "describe_tree",
@@ -44,6 +47,11 @@ class ChildState(StrEnum):
     RESTARTING = "restarting"
     BACKING_OFF = "backing_off"
     STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class Describe:
+    """Ask it of a supervisor: answers its `SupervisorDescription`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +132,7 @@ def describe_tree(ref: pykka.ActorRef[Any], timeout: float = 1.0) -> TreeNode:
         pykka.ActorDeadError: if ``ref`` is not running.
         pykka.Timeout: if ``ref`` does not answer within ``timeout``.
     """
-    description: SupervisorDescription = ref.proxy().describe().get(timeout=timeout)
+    description: SupervisorDescription = ref.ask(Describe(), block=True, timeout=timeout)
     subtrees: dict[str, TreeNode] = {}
     for child in description.children:
         if child.child_type is ChildType.SUPERVISOR and child.ref is not None:

@@ -50,7 +50,7 @@ def process_alive(pid: int) -> bool:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     temporary.write_bytes(data)
     os.replace(temporary, path)
 

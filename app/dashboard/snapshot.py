@@ -21,7 +21,7 @@ import psutil
 import pykka
 
 from actors.cache import CacheHandle
-from actors.change_listener import Coherence, ListenerStatus
+from actors.change_listener import Coherence, GetStatus, ListenerStatus
 from actors.worker_pool import WorkerPool
 from app.dashboard.journal import SupervisionJournal
 from app.dashboard.traffic import HistogramWindow, add_counts, quantile
@@ -264,8 +264,8 @@ class WorkerObserver:
         status: ListenerStatus | None = None
         if ref is not None:
             try:
-                status = ref.proxy().status().get(timeout=ASK_TIMEOUT)
-            except (pykka.ActorDeadError, pykka.Timeout, AttributeError):
+                status = ref.ask(GetStatus(), block=True, timeout=ASK_TIMEOUT)
+            except (pykka.ActorDeadError, pykka.Timeout):
                 status = None
         return {
             "running": ref is not None,

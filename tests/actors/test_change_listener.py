@@ -11,7 +11,7 @@ import pykka
 import pytest
 
 from actors.cache import CacheActor, CacheHandle, Sync
-from actors.change_listener import ChangeListener, Coherence
+from actors.change_listener import ChangeListener, Coherence, GetStatus
 from supervisors import ChildSpec, Supervisor
 from tests.waiting import wait_until
 
@@ -121,6 +121,7 @@ def test_status_tells_whether_it_listens_and_when_it_last_heard(
     started = time.time()
     db.execute("INSERT INTO users (name, email) VALUES ('a', 'a@x.io')")
     heard(root, 1)
-    after = listener.proxy().status().get(timeout=2)
+    after = listener.ask(GetStatus(), timeout=2)
+    assert after == listener.proxy().status().get(timeout=2)
     assert after.notifications == 1
     assert after.last_notification_at is not None and after.last_notification_at >= started

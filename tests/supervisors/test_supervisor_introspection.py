@@ -11,6 +11,7 @@ from supervisors import (
     Backoff,
     ChildSpec,
     ChildState,
+    Describe,
     Supervisor,
     crash,
     describe_tree,
@@ -48,6 +49,12 @@ def test_describe_lists_the_children_of_which_children_with_their_specs() -> Non
     assert (pool.actor_class, pool.child_type, pool.shutdown) == ("Supervisor", "supervisor",
                                                                    "infinity")
     assert described.recent_restarts == 0
+
+
+def test_a_describe_message_answers_the_same_without_a_proxy() -> None:
+    sup = tree()
+
+    assert sup.ask(Describe(), timeout=2) == sup.proxy().describe().get(timeout=2)
 
 
 def test_a_restart_counts_in_the_current_window() -> None:
