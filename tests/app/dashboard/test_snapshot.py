@@ -107,3 +107,42 @@ def test_a_kill_command_from_another_worker_is_carried_out_and_answered(publishe
                       "error": None}
     assert wait_until(lambda: node(published.dashboard.publisher.latest["tree"], "db",
                                    "db_worker_1")["restarts"] == 1, timeout=3)
+
+
+def test_a_supervisor_that_gave_up_and_is_not_running_shows_as_given_up(runtime: Runtime) -> None:
+    from supervisors import (
+        ChildDescription,
+        ChildState,
+        ChildType,
+        EventKind,
+        Restart,
+        SupervisorEvent,
+    )
+
+    observer = runtime.dashboard.observer
+    observer.journal.record(SupervisorEvent(EventKind.EXIT, "root", "db", "abnormal",
+                                            "GiveUpError('supervisor db gave up: ...')"))
+    waiting = ChildDescription(id="db", ref=None, child_type=ChildType.SUPERVISOR,
+                               actor_class="Supervisor", restart=Restart.PERMANENT,
+                               shutdown="infinity", state=ChildState.RESTARTING, mailbox=0)
+
+    item = observer._child_json(waiting, "root")
+
+    assert item["state"] == "given_up"
+    assert item["last_exit"]["error"].startswith("GiveUpError(")
+
+
+def test_without_metrics_the_snapshot_has_no_traffic_and_no_wait_quantiles(
+    database_url: str, db: psycopg.Connection[Any], admin: Account, stop_actors: None
+) -> None:
+    runtime = Runtime(Settings(database_url=database_url, db_workers=1), database_url,
+                      instrumented=False)
+    runtime.start()
+    try:
+        snapshot = runtime.dashboard.observer.snapshot()
+    finally:
+        runtime.stop()
+
+    assert snapshot["traffic"] is None and snapshot["requests_per_second"] is None
+    assert snapshot["pool"]["wait_p99_ms"] is None
+    assert snapshot["tree"]["state"] == "running"
