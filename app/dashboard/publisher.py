@@ -38,6 +38,8 @@ class Publisher:
     # Supervisor events come in bursts (exit, restart, start): wait this
     # long after the first before publishing, to show the burst's outcome.
     SETTLE = 0.05
+    # ...and publish at most this often, however stormy the restarts.
+    MIN_SPACING = 0.2
 
     def __init__(self, observer: WorkerObserver, board: SnapshotBoard, *, chaos: bool = False,
                  interval: float = DEFAULT_INTERVAL) -> None:
@@ -80,7 +82,7 @@ class Publisher:
             if self._stopping.is_set():
                 return
             if woken:
-                self._stopping.wait(self.SETTLE)
+                self._stopping.wait(max(self.SETTLE, last + self.MIN_SPACING - time.monotonic()))
             if self._chaos:
                 self._obey()
             if woken or time.monotonic() >= due:
