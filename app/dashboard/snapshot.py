@@ -114,11 +114,12 @@ class WorkerObserver:
             if window is not None:
                 window.tick(now)
         described = self._describe()
-        tree_stale = described is None and self._tree is not None
         if described is not None:
             self._tree = self._supervisor_json(described, None, None)
-        elif self._root() is None:
+        elif (root := self._root()) is None or not root.is_alive():
             self._tree = None
+        # The root did not answer in time: the last tree it gave is shown.
+        tree_stale = described is None and self._tree is not None
         return {
             "pid": os.getpid(),
             "started_at": self._started_at,
