@@ -62,6 +62,9 @@ _INF = float("inf")
 _PROBLEM_TYPE_BASE = "urn:usermgmt:problem:"
 # How often each worker process looks for connections past their deadline.
 SWEEP_INTERVAL = 1.0
+# How long a stopping worker keeps an idle kept-alive connection open for a
+# request its client may already be sending (gunicorn's gthread: the same).
+STOP_KEEPALIVE_LINGER = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +143,28 @@ class EdgeProtocol(HttpToolsProtocol):
         self._received = False
         self._url_bytes = 0
         self._has_body = False
+        self._stopping = False
         _Sweeper.watch(self.loop, self.connections)
+
+    def shutdown(self) -> None:
+        """The worker stops (SIGTERM, a HUP reload): finish, then close.
+
+        uvicorn closes an idle kept-alive connection at once, resetting a
+        request its client sent meanwhile on a connection it had every
+        reason to reuse. Instead it lingers: a request arriving within
+        :data:`STOP_KEEPALIVE_LINGER` is answered, with ``Connection:
+        close``; a connection still idle then is closed.
+        """
+        self._stopping = True
+        if self.cycle is None or self.cycle.response_complete:
+            self.loop.call_later(STOP_KEEPALIVE_LINGER, self._close_if_idle)
+        else:
+            self.cycle.keep_alive = False
+
+    def _close_if_idle(self) -> None:
+        if not self.transport.is_closing() and (
+                self.cycle is None or self.cycle.response_complete):
+            self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         self._unset_keepalive_if_required()
@@ -213,13 +237,13 @@ class EdgeProtocol(HttpToolsProtocol):
         if cycle is not None and cycle.transport is held:  # type: ignore[comparison-overlap]
             # A response without a body part (to HEAD) is complete all the same.
             cycle.on_response = held.flushing(cycle.on_response)
+            if self._stopping:
+                cycle.keep_alive = False  # the last request on this connection
 
     def on_message_complete(self) -> None:
         self.deadline = _INF
         self._phase_timeout = None
         super().on_message_complete()
-
-
 
     def on_response_complete(self) -> None:
         # uvicorn's, except that an idle keep-alive connection gets a

@@ -21,7 +21,7 @@ from actors.change_listener import Coherence
 from actors.errors import Unavailable
 from actors.worker_pool import WorkerPool
 from app import metrics
-from app.config import Settings
+from app.config import POOL_SPARE_CONNECTIONS, Settings
 from app.dashboard.service import Dashboard
 from app.metrics import MetricsSampler
 from app.passwords import Passwords
@@ -156,9 +156,7 @@ class Runtime:
             self.database_url,
             kwargs=self.connection_kwargs(),
             min_size=n,
-            # One spare so a replacement worker need not wait for the
-            # pool to discard its predecessor's broken connection.
-            max_size=n + 1,
+            max_size=n + POOL_SPARE_CONNECTIONS,
             open=False,
             name="usermgmt",
             timeout=self.settings.db_connect_timeout,

@@ -164,6 +164,16 @@ def _create_database(admin_url: str, name: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def open_to_the_database(workdir: Path) -> Path:
+    """Let the embedded PostgreSQL search ``workdir`` (a benchmark's own, 0700 from mkdtemp).
+
+    As root it runs as the system user ``pgserver``, which must reach a data
+    directory inside; it never opens a directory on its own.
+    """
+    workdir.chmod(0o711)
+    return workdir
+
+
 @contextlib.contextmanager
 def benchmark_databases(workdir: Path, database_url: str | None) -> Iterator[BenchDatabases]:
     """An embedded PostgreSQL in ``workdir`` with one database per server.
@@ -175,7 +185,7 @@ def benchmark_databases(workdir: Path, database_url: str | None) -> Iterator[Ben
     if database_url is not None:
         yield BenchDatabases(database_url, database_url, database_url, shared=True)
         return
-    embedded = EmbeddedPostgres(workdir / "db")
+    embedded = EmbeddedPostgres(open_to_the_database(workdir) / "db")
     embedded.start()
     try:
         for name in (SERVICE_DATABASE, REFERENCE_DATABASE, FASTAPI_DATABASE):

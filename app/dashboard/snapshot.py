@@ -204,7 +204,7 @@ class WorkerObserver:
             "actor": child.actor_class,
             "type": child.child_type.value,
             "restart": child.restart.value,
-            "shutdown": child.shutdown,
+            "shutdown": str(child.shutdown),
             "state": state,
             "restarts": record.restarts,
             "mailbox": child.mailbox,
