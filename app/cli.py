@@ -275,7 +275,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             "limit_request_line": gunicorn_conf.limit_request_line,
             "limit_request_fields": gunicorn_conf.limit_request_fields,
             "limit_request_field_size": gunicorn_conf.limit_request_field_size,
-            **gunicorn_conf.control_socket(),
+            **gunicorn_conf.control_socket_settings(),
             **gunicorn_conf.hooks(),
         }
         _Gunicorn(options).run()

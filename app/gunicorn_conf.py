@@ -22,7 +22,7 @@ import logging
 import os
 from typing import Any
 
-__all__ = ["control_socket", "hooks"]
+__all__ = ["control_socket_settings", "hooks"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def child_exit(server: Any, worker: Any) -> None:
         remove_worker(Path(dashboard_dir), worker.pid)
 
 
-def control_socket() -> dict[str, Any]:
+def control_socket_settings() -> dict[str, Any]:
     """The control-socket setting, as gunicorn settings (none before gunicorn 25.1)."""
     from gunicorn.config import KNOWN_SETTINGS
 

@@ -1,16 +1,23 @@
-"""Which gunicorn worker class and thread count: measured, side by side.
+"""The request edge, chosen by measurement: worker classes side by side.
 
     python -m perf.bench_workers [--rounds 3] [--duration 5] [--out FILE]
 
-Two parts, each with every configuration up at once and runs alternating
-round by round (so a neighbour's load falls on all of them alike):
+Every configuration serves ``perf/reference/floor.py`` (constant bytes, no
+middleware, no database) under gunicorn's master with 2 workers: what each
+edge itself costs per request, the ceiling of any app on it. All are up at
+once and runs alternate round by round (A B C … then … C B A), so a
+neighbour's load falls on all of them alike; each is judged by its median
+requests/s and by its workers' CPU per request (the steadier figure on a
+shared machine).
 
-1. **gunicorn alone**: ``perf/reference/floor.py`` (constant bytes, no
-   middleware, no database) under each worker class and thread count —
-   what gunicorn itself costs per request, the ceiling of any app. gevent
-   is included when it is importable (it is not a dependency).
-2. **the service**: ``usermgmt serve`` with 2 workers and 2, 4 or 8
-   threads, cached and uncached ``GET /api/users/{id}``.
+| configuration | what |
+|---|---|
+| gthread 2x4 | gunicorn's threaded worker, WSGI (the service's edge before) |
+| asgi (python parser) | gunicorn 27's own asyncio worker, ``falcon.asgi``, its Python HTTP parser |
+| asgi (gunicorn_h1c) | the same with the optional C parser (when ``gunicorn_h1c`` is installed) |
+| uvicorn | uvicorn's gunicorn worker: uvloop and the httptools C parser |
+| usermgmt edge | :class:`app.edge.Worker`: uvicorn's worker plus the service's deadlines, limits and single-write responses |
+| gevent | gunicorn's gevent worker, WSGI (when gevent is installed) |
 
 wrk: 32 connections, 2 threads, keep-alive, like ``perf/bench.py``.
 """
@@ -27,29 +34,36 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from perf.servers import (
-    ServerProcess,
-    _venv_script,
-    benchmark_databases,
-    create_admin,
-    free_port,
-    log_in,
-    seed_users,
-    service_command,
-)
+from perf.paired import workers_cpu_seconds
+from perf.report import environment
+from perf.servers import ServerProcess, _venv_script, free_port
 from perf.wrk_runner import WrkResult, run_wrk
 
-USERS = 100_000
-FLOOR_CONFIGS = [("gthread", 2, 4), ("gthread", 2, 2), ("gthread", 2, 1), ("gthread", 4, 2),
-                 ("sync", 2, 1)]
-SERVICE_THREADS = (2, 4, 8)
+WORKERS = 2
 
 
-def _gunicorn(worker_class: str, workers: int, threads: int, port: int) -> list[str]:
+def _gunicorn(port: int, *options: str, app: str = "perf.reference.floor:get_asgi_app()") -> list[str]:
     script = _venv_script("gunicorn")
     assert script is not None, "gunicorn is not installed beside this Python"
-    return [str(script), "-k", worker_class, "-w", str(workers), "--threads", str(threads),
-            "--bind", f"127.0.0.1:{port}", "--timeout", "30", "perf.reference.floor:get_app()"]
+    return [str(script), "-w", str(WORKERS), "--bind", f"127.0.0.1:{port}", "--timeout", "30",
+            *options, app]
+
+
+def configurations() -> list[tuple[str, list[str]]]:
+    wsgi = "perf.reference.floor:get_app()"
+    chosen = [
+        ("gthread 2x4", ["-k", "gthread", "--threads", "4"], wsgi),
+        ("asgi (python parser)", ["-k", "asgi", "--http-parser", "python"], None),
+    ]
+    if importlib.util.find_spec("gunicorn_h1c") is not None:
+        chosen.append(("asgi (gunicorn_h1c)", ["-k", "asgi", "--http-parser", "fast"], None))
+    chosen += [
+        ("uvicorn", ["-k", "uvicorn_worker.UvicornWorker"], None),
+        ("usermgmt edge", ["-c", "python:app.gunicorn_conf"], None),
+    ]
+    if importlib.util.find_spec("gevent") is not None:
+        chosen.append(("gevent", ["-k", "gevent"], wsgi))
+    return [(name, options + ([app] if app else [])) for name, options, app in chosen]
 
 
 @contextlib.contextmanager
@@ -62,24 +76,35 @@ def _all_running(servers: Sequence[ServerProcess]) -> Iterator[None]:
         yield
 
 
-def _alternate(servers: Sequence[ServerProcess], rounds: int, run: object) -> dict[str, list[WrkResult]]:
-    assert callable(run)
+def _run(server: ServerProcess, duration: float) -> tuple[WrkResult, float]:
+    before = workers_cpu_seconds(server)
+    result = run_wrk(server.url, "get_cached", duration, 32, 2,
+                     {"PERF_USERS": "1000", "PERF_RUN_PREFIX": secrets.token_hex(4)})
+    cpu_us = (workers_cpu_seconds(server) - before) / max(result.requests, 1) * 1e6
+    return result, cpu_us
+
+
+def _alternate(servers: Sequence[ServerProcess], rounds: int,
+               duration: float) -> dict[str, list[tuple[WrkResult, float]]]:
     for server in servers:
-        run(server, 2.0)  # warm-up
-    results: dict[str, list[WrkResult]] = {server.name: [] for server in servers}
+        _run(server, 2.0)  # warm-up
+    results: dict[str, list[tuple[WrkResult, float]]] = {server.name: [] for server in servers}
     for n in range(rounds):
         for server in servers if n % 2 == 0 else servers[::-1]:
-            results[server.name].append(run(server, None))
-            print(f"  {server.name:<28} {results[server.name][-1].rps:7.0f} rps", flush=True)
+            result, cpu = _run(server, duration)
+            results[server.name].append((result, cpu))
+            print(f"  {server.name:<24} {result.rps:7.0f} rps  {cpu:5.0f} µs CPU/req", flush=True)
     return results
 
 
-def _rows(results: dict[str, list[WrkResult]]) -> list[str]:
-    lines = ["| configuration | median rps | median p99 ms | runs (rps) |", "|---|---|---|---|"]
+def _rows(results: dict[str, list[tuple[WrkResult, float]]]) -> list[str]:
+    lines = ["| configuration | median rps | median worker CPU µs/request | median p99 ms "
+             "| runs (rps) |", "|---|---|---|---|---|"]
     for name, runs in results.items():
-        lines.append(f"| {name} | {statistics.median(r.rps for r in runs):.0f} | "
-                     f"{statistics.median(r.p99_ms for r in runs):.1f} | "
-                     + ", ".join(f"{r.rps:.0f}" for r in runs) + " |")
+        lines.append(f"| {name} | {statistics.median(r.rps for r, _ in runs):.0f} | "
+                     f"{statistics.median(c for _, c in runs):.0f} | "
+                     f"{statistics.median(r.p99_ms for r, _ in runs):.1f} | "
+                     + ", ".join(f"{r.rps:.0f}" for r, _ in runs) + " |")
     return lines
 
 
@@ -90,67 +115,29 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="um-workers-"))
-
-    configs = list(FLOOR_CONFIGS)
-    if importlib.util.find_spec("gevent") is not None:
-        configs.append(("gevent", 2, 1))
-    floors = []
-    for worker_class, workers, threads in configs:
+    servers = []
+    for name, options in configurations():
         port = free_port()
-        name = f"{worker_class} {workers}x{threads}" if worker_class == "gthread" else f"{worker_class} {workers}"
-        floors.append(ServerProcess(name, _gunicorn(worker_class, workers, threads, port), {}, port,
-                                    workdir / f"floor-{len(floors)}.log", workers))
-    print("gunicorn alone (perf/reference/floor.py):", flush=True)
-    with _all_running(floors):
-        floor_results = _alternate(floors, args.rounds, lambda server, duration: run_wrk(
-            server.url, "get_cached", duration or args.duration, 32, 2,
-            {"PERF_USERS": "1000", "PERF_RUN_PREFIX": secrets.token_hex(4)}))
-
-    service_results: dict[str, dict[str, list[WrkResult]]] = {}
-    with benchmark_databases(workdir, None) as dbs:
-        seed_users(dbs.service_url, USERS)
-        password = secrets.token_urlsafe(18)
-        create_admin(dbs.service_url, password)
-        services = []
-        for threads in SERVICE_THREADS:
-            port = free_port()
-            env = {"DATABASE_URL": dbs.service_url, "USERMGMT_MIGRATE_ON_START": "0",
-                   "USERMGMT_DATA_DIR": str(workdir / f"service-{threads}")}
-            services.append(ServerProcess(f"usermgmt serve 2x{threads}", service_command(port, 2, threads),
-                                          env, port, workdir / f"service-{threads}.log", 2))
-        with _all_running(services):
-            token = log_in(services[0].url, password)
-            for script in ("get_cached", "get_uncached"):
-                print(f"the service, {script}:", flush=True)
-                service_results[script] = _alternate(
-                    services, args.rounds, lambda server, duration, script=script: run_wrk(
-                        server.url, script, duration or args.duration, 32, 2,
-                        {"PERF_USERS": str(USERS), "PERF_RUN_PREFIX": secrets.token_hex(4),
-                         "PERF_TOKEN": token}))
-
+        servers.append(ServerProcess(name, _gunicorn(port, *options), {}, port,
+                                     workdir / f"{len(servers)}.log", WORKERS))
+    with _all_running(servers):
+        results = _alternate(servers, args.rounds, args.duration)
     command = f"python -m perf.bench_workers --rounds {args.rounds} --duration {args.duration:g}" + (
         f" --out {args.out}" if args.out else "")
     report = "\n".join([
-        "# gunicorn worker class and thread count",
+        "# The request edge: worker classes side by side",
         "",
-        f"command: `{command}`",
+        f"Command: `{command}`",
         "",
-        f"{os.cpu_count()} cores shared by wrk (32 connections, 2 threads), the servers and PostgreSQL; "
+        f"Constant bytes (`perf/reference/floor.py`) under gunicorn with {WORKERS} workers; "
+        f"{os.cpu_count()} cores shared by wrk (32 connections, 2 threads) and the servers; "
         f"{args.rounds} alternating rounds of {args.duration:g} s per configuration.",
         "",
-        "## gunicorn alone: constant bytes (perf/reference/floor.py)",
+        *_rows(results),
         "",
-        *_rows(floor_results),
+        "## Environment",
         "",
-        "## usermgmt serve, 2 workers",
-        "",
-        "### cached GET /api/users/{id}",
-        "",
-        *_rows(service_results["get_cached"]),
-        "",
-        "### uncached GET /api/users/{id}",
-        "",
-        *_rows(service_results["get_uncached"]),
+        *[f"- {key}: {value}" for key, value in environment({}).items()],
     ]) + "\n"
     print(report)
     if args.out:

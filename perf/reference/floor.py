@@ -12,8 +12,9 @@ it beside the workloads).
 from __future__ import annotations
 
 import falcon
+import falcon.asgi
 
-__all__ = ["get_app"]
+__all__ = ["get_app", "get_asgi_app"]
 
 BODY = (b'{"id":1,"name":"Bench User 1","email":"bench-user-1@bench.example.com",'
         b'"role":"user","version":1,"created_at":"2026-01-01T00:00:00.000000+00:00",'
@@ -30,4 +31,19 @@ def get_app() -> falcon.App[falcon.Request, falcon.Response]:
     app = falcon.App()
     app.add_route("/api/users", Constant())
     app.add_route("/api/users/{user_id:int(min=1)}", Constant())
+    return app
+
+
+class AsyncConstant:
+    async def on_get(self, req: falcon.Request, resp: falcon.Response,
+                     user_id: int | None = None) -> None:
+        resp.data = BODY
+        resp.content_type = falcon.MEDIA_JSON
+
+
+def get_asgi_app() -> falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]:
+    """The same answers from ``falcon.asgi``, for the asyncio workers."""
+    app: falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response] = falcon.asgi.App()
+    app.add_route("/api/users", AsyncConstant())
+    app.add_route("/api/users/{user_id:int(min=1)}", AsyncConstant())
     return app
