@@ -34,6 +34,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -42,7 +44,14 @@ import pykka
 from actors.cache import CacheHandle
 from actors.db_worker import reconnect_delay
 
-__all__ = ["CHANNEL", "ChangeListener", "Coherence", "ListenerConnectionLost"]
+__all__ = [
+    "CHANNEL",
+    "ChangeListener",
+    "Coherence",
+    "GetStatus",
+    "ListenerConnectionLost",
+    "ListenerStatus",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +84,28 @@ class Coherence:
 
     def mark_incoherent(self) -> None:
         self._event.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerStatus:
+    """What a listener can say about itself (for operators).
+
+    Attributes:
+        listening: whether its LISTEN connection is up.
+        notifications: notifications applied since this listener started.
+        last_notification_at: Unix time of the last one, if any.
+        connected_at: Unix time its connection was made, if it has one.
+    """
+
+    listening: bool
+    notifications: int
+    last_notification_at: float | None
+    connected_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class GetStatus:
+    """Ask it of a listener: answers its :class:`ListenerStatus` (no proxy needed)."""
 
 
 class _Connect:
@@ -125,6 +156,8 @@ class ChangeListener(pykka.ThreadingActor):
         self._stopping = threading.Event()
         self._attempts = 0
         self._retry_timer: threading.Timer | None = None
+        self._connected_at: float | None = None
+        self._last_notification_at: float | None = None
         self.notifications = 0
 
     # -- lifecycle (actor thread) ----------------------------------------
@@ -146,12 +179,23 @@ class ChangeListener(pykka.ThreadingActor):
             return None
         if isinstance(message, _Lost):
             raise ListenerConnectionLost(f"LISTEN connection lost: {message.error}")
+        if isinstance(message, GetStatus):
+            return self.status()
         return super().on_receive(message)
 
     @property
     def listening(self) -> bool:
         """Whether the LISTEN connection is up."""
         return self._conn is not None
+
+    def status(self) -> ListenerStatus:
+        """Whether it listens and what it heard (actor thread, through a proxy)."""
+        return ListenerStatus(
+            listening=self._conn is not None,
+            notifications=self.notifications,
+            last_notification_at=self._last_notification_at,
+            connected_at=self._connected_at if self._conn is not None else None,
+        )
 
     def _connect(self) -> None:
         try:
@@ -168,6 +212,7 @@ class ChangeListener(pykka.ThreadingActor):
             return
         self._attempts = 0
         self._conn = conn
+        self._connected_at = time.time()
         # LISTEN is in place: anything changed from now on will be heard, so
         # emptying the cache now leaves nothing stale in it.
         self._cache.flush()
@@ -230,6 +275,7 @@ class ChangeListener(pykka.ThreadingActor):
                 logger.warning("ignoring malformed notification %r", payload,
                                extra={"event": "listener_bad_payload"})
         # Counted once the eviction is on its way (tests wait on it).
+        self._last_notification_at = time.time()
         self.notifications += 1
 
     def _apply_token(self, key: str) -> None:

@@ -19,10 +19,12 @@ import orjson
 
 from app.auth import AuthMiddleware, ListenerSplit
 from app.config import Network
+from app.dashboard.service import Dashboard
 from app.middleware import RequestMiddleware
 from app.openapi import openapi_document
 from app.problems import install_error_handling
 from app.resources.chaos import ChaosResource, Victims
+from app.resources.dashboard import DashboardData, DashboardKill, dashboard_assets
 from app.resources.health import Liveness, MetricsResource, Readiness, ReadinessCheck
 from app.resources.sessions import CurrentSession, SessionsCollection
 from app.resources.users import UserItem, UsersCollection
@@ -100,6 +102,7 @@ def create_app(
     *,
     readiness: list[ReadinessCheck] | None = None,
     chaos: Victims | None = None,
+    dashboard: Dashboard | None = None,
     before_scrape: Callable[[], None] | None = None,
     retry_after: int = 1,
     metrics_enabled: bool = True,
@@ -119,6 +122,10 @@ def create_app(
         readiness: the checks behind ``/readyz`` (none: always ready).
         chaos: when given, mounts the chaos kill switch at
             ``/admin/chaos/kill`` (only with ``USERMGMT_CHAOS=1``).
+        dashboard: when given, mounts the dashboard: its page at
+            ``/dashboard``, its data at ``/api/dashboard`` and its kill
+            switch at ``/api/dashboard/kill`` (which kills only if the
+            dashboard offers kills: ``USERMGMT_CHAOS=1``).
         before_scrape: refreshes sampled gauges before ``/metrics`` answers.
         retry_after: seconds in ``Retry-After`` of 503 answers.
         metrics_enabled: record HTTP metrics.
@@ -155,4 +162,9 @@ def create_app(
     app.add_route("/metrics", MetricsResource(before_scrape))
     if chaos is not None:
         app.add_route("/admin/chaos/kill", ChaosResource(chaos))
+    if dashboard is not None:
+        for path, asset in dashboard_assets().items():
+            app.add_route(path, asset)
+        app.add_route("/api/dashboard", DashboardData(dashboard))
+        app.add_route("/api/dashboard/kill", DashboardKill(dashboard))
     return app

@@ -79,6 +79,7 @@ def get_app() -> falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]:
         _runtime.sessions,
         readiness=_runtime.readiness_checks(),
         chaos=_runtime.chaos_victims if settings.chaos_enabled else None,
+        dashboard=_runtime.dashboard,
         before_scrape=_runtime.sample_now,
         retry_after=settings.retry_after,
         metrics_enabled=settings.metrics_enabled,

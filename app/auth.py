@@ -2,7 +2,8 @@
 
 Every request needs ``Authorization: Bearer <token>`` except the methods a
 resource lists in its ``anonymous_methods`` (``POST /api/sessions``,
-``/livez``, ``/readyz``, ``/openapi.json``, ``/metrics``). A method a
+``/livez``, ``/readyz``, ``/openapi.json``, ``/metrics``, and the
+dashboard's static page and files, which hold no data). A method a
 resource does not implement is not guarded: Falcon answers it with 405
 (or, for OPTIONS, with the ``Allow`` list), which reveals nothing the
 OpenAPI document does not.
@@ -31,7 +32,9 @@ token without the right → 403 (or 404, above).
 
 With a metrics address configured (``USERMGMT_METRICS_BIND``),
 :class:`ListenerSplit` keeps the two listeners apart: ``/metrics`` answers
-only on the metrics port, and only ``/metrics`` does.
+only on the metrics port, and on it only ``/metrics`` and what operators
+need besides (resources marked ``for_operators``: the dashboard, and the
+sessions routes it logs in with) do.
 """
 
 from __future__ import annotations
@@ -172,7 +175,8 @@ def require_admin(req: falcon.Request) -> Principal:
 
 
 class ListenerSplit:
-    """Serves ``/metrics`` on the metrics listener only, and nothing else there.
+    """Serves ``/metrics`` on the metrics listener only, and there nothing else
+    but the resources marked ``for_operators`` (also served on the API's).
 
     Only installed when a metrics address is configured, so the API's
     requests do not pay for it otherwise.
@@ -200,7 +204,12 @@ class ListenerSplit:
             # The ASGI spec allows any iterable: read it once, keep it readable.
             server = scope["server"] = tuple(server)
         on_metrics_listener = server is not None and server[1] == self._metrics_port
-        if on_metrics_listener != (getattr(resource, "serves_metrics", False) is True):
+        serves_metrics = getattr(resource, "serves_metrics", False) is True
+        if on_metrics_listener:
+            allowed = serves_metrics or getattr(resource, "for_operators", False) is True
+        else:
+            allowed = not serves_metrics
+        if not allowed:
             raise Problem(404, "no such route on this address", problem_type="not-found",
                           title="Not Found")
 

@@ -211,6 +211,22 @@ def prepare_metrics_dir(data_dir: Path) -> Path:
     return directory
 
 
+def prepare_dashboard_dir(data_dir: Path) -> Path:
+    """Create and empty the directory where workers publish dashboard snapshots.
+
+    ``USERMGMT_DASHBOARD_DIR`` if set, else ``<data dir>/dashboard``, beside
+    the metrics directory; workers inherit the variable. Only the files the
+    dashboard writes are removed.
+    """
+    from app.dashboard.board import clear_board
+
+    configured = os.environ.get("USERMGMT_DASHBOARD_DIR")
+    directory = Path(configured) if configured else (data_dir / "dashboard").resolve()
+    clear_board(directory)
+    os.environ["USERMGMT_DASHBOARD_DIR"] = str(directory)
+    return directory
+
+
 def serve(args: argparse.Namespace, settings: Settings) -> int:
     binds = [args.bind]
     if settings.metrics_bind is not None:
@@ -225,6 +241,11 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         prepare_metrics_dir(settings.data_dir)
     except OSError as exc:
         raise CannotStart(f"cannot prepare the metrics directory {exc.filename}: "
+                          f"{exc.strerror}") from None
+    try:
+        prepare_dashboard_dir(settings.data_dir)
+    except OSError as exc:
+        raise CannotStart(f"cannot prepare the dashboard directory {exc.filename}: "
                           f"{exc.strerror}") from None
     from app import gunicorn_conf
 

@@ -216,6 +216,7 @@ class Settings:
     login_rate_window: float = 60.0
     metrics_bind: str | None = None
     trusted_proxies: tuple[Network, ...] = ()
+    dashboard_dir: Path | None = None
 
     def connections_per_process(self) -> int:
         """Database connections one worker process may hold at once.
@@ -264,4 +265,6 @@ class Settings:
             login_rate_window=rate_limit[1],
             metrics_bind=_host_port(env, "USERMGMT_METRICS_BIND"),
             trusted_proxies=_networks(env, "USERMGMT_TRUSTED_PROXIES"),
+            dashboard_dir=Path(env["USERMGMT_DASHBOARD_DIR"])
+            if env.get("USERMGMT_DASHBOARD_DIR") else None,
         )

@@ -76,11 +76,19 @@ def worker_exit(server: Any, worker: Any) -> None:
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    """In the master: drop a dead worker's live gauges from /metrics."""
+    """In the master: drop a dead worker's live gauges from /metrics and its
+    snapshot from the dashboard."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+    dashboard_dir = os.environ.get("USERMGMT_DASHBOARD_DIR")
+    if dashboard_dir:
+        from pathlib import Path
+
+        from app.dashboard.board import remove_worker
+
+        remove_worker(Path(dashboard_dir), worker.pid)
 
 
 def control_socket_settings() -> dict[str, Any]:

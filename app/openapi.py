@@ -25,6 +25,7 @@ from typing import Any
 
 from app.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from app.validation import (
+    ACTOR_ID_PATTERN,
     CURSOR_PATTERN,
     DEFAULT_LIMIT,
     LOGIN_EMAIL_PATTERN,
@@ -32,6 +33,7 @@ from app.validation import (
     MAX_ID,
     MAX_LIMIT,
     MAX_NAME_LENGTH,
+    MAX_PID,
     NAME_PATTERN,
     NO_NUL_PATTERN,
     ROLES,
@@ -144,6 +146,206 @@ def _errors(*statuses: int) -> dict[str, Any]:
             for s in sorted({*_ANY_REQUEST, *statuses})}
 
 
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` or null."""
+    return {"oneOf": [{"type": "null"}, schema]}
+
+
+def _count(description: str | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "integer", "format": "int64", "minimum": 0}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _object(properties: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"type": "object", "description": description, "required": list(properties),
+            "additionalProperties": False, "properties": properties}
+
+
+def _ref(schema: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{schema}"}
+
+
+_UNIX_TIME = {"type": "number", "description": "Unix time, seconds."}
+_OPTIONAL_NUMBER = {"type": ["number", "null"]}
+_OPTIONAL_STRING = {"type": ["string", "null"]}
+_OPTIONAL_COUNT = {"type": ["integer", "null"], "format": "int64", "minimum": 0}
+_PID = {"type": "integer", "format": "int32", "minimum": 1, "maximum": MAX_PID}
+
+# Examples: a worker of two DbWorkers, one of which was killed a second ago.
+_EXAMPLE_AT = 1796032800.0
+
+
+def _example_child(child_id: str, actor: str, restarts: int = 0) -> dict[str, Any]:
+    return {"id": child_id, "supervisor": "db", "actor": actor, "type": "worker",
+            "restart": "permanent", "shutdown": "5.0", "state": "running",
+            "restarts": restarts, "mailbox": 0,
+            "last_exit": None if not restarts else {
+                "reason": "abnormal", "error": "CrashError('chaos')", "at": _EXAMPLE_AT - 1}}
+
+
+_EXAMPLE_TREE = {
+    "id": "root", "supervisor": None, "actor": "Supervisor", "type": "supervisor",
+    "restart": None, "shutdown": None, "state": "running", "restarts": 0, "mailbox": 0,
+    "last_exit": None, "name": "root", "strategy": "rest_for_one", "intensity": 3,
+    "period": 5.0, "recent_restarts": 0,
+    "children": [{
+        "id": "db", "supervisor": "root", "actor": "Supervisor", "type": "supervisor",
+        "restart": "permanent", "shutdown": "6.0", "state": "running", "restarts": 0,
+        "mailbox": 0, "last_exit": None, "name": "db", "strategy": "one_for_one",
+        "intensity": 50, "period": 5.0, "recent_restarts": 1,
+        "children": [_example_child("db_worker_1", "DbWorker", restarts=1),
+                     _example_child("db_worker_2", "DbWorker")],
+    }],
+}
+_EXAMPLE_DASHBOARD = {
+    "generated_at": _EXAMPLE_AT, "answered_by": 4242, "chaos": True,
+    "workers": [{
+        "pid": 4242, "started_at": _EXAMPLE_AT - 600, "updated_at": _EXAMPLE_AT - 0.4,
+        "process": {"rss_bytes": 51380224, "cpu_seconds": 12.5, "cpu_percent": 3.1,
+                    "threads": 17},
+        "requests_per_second": 12.4, "tree": _EXAMPLE_TREE, "tree_stale": False,
+        "pool": {"members": 2, "idle": 2, "busy": 0, "waiting": 0, "checkouts": 1520,
+                 "timeouts": 0, "shed": 0, "shedding": False, "waits_last_minute": 310,
+                 "wait_p50_ms": 0.25, "wait_p99_ms": 0.49},
+        "caches": [{"name": "users", "entries": 38, "hits": 3601, "misses": 748,
+                    "bypasses": 0, "hit_ratio": 0.828,
+                    "evictions": {"capacity": 0, "expired": 2, "invalidated": 296,
+                                  "flush": 38},
+                    "usable": True, "coherent": True}],
+        "listener": {"running": True, "connected": True, "notifications": 32,
+                     "last_notification_at": _EXAMPLE_AT - 3,
+                     "connected_at": _EXAMPLE_AT - 590},
+    }],
+    "events": [
+        {"at": _EXAMPLE_AT - 1, "pid": 4242, "kind": "start", "supervisor": "db",
+         "child": "db_worker_1", "reason": None, "error": None},
+        {"at": _EXAMPLE_AT - 1, "pid": 4242, "kind": "restart", "supervisor": "db",
+         "child": "db_worker_1", "reason": "abnormal", "error": "CrashError('chaos')"},
+    ],
+    "traffic": {"step": 5, "start": 1796032500, "points": 2, "routes": [
+        {"route": "GET /api/users/{user_id}", "requests": [60, 62],
+         "p50_ms": [0.6, 0.6], "p99_ms": [9.5, None]}]},
+}
+
+
+def _dashboard_schemas() -> dict[str, Any]:
+    """The document of ``GET /api/dashboard`` (see app.dashboard), one schema per object."""
+    return {
+        "Dashboard": _object({
+            "generated_at": _UNIX_TIME,
+            "answered_by": {**_PID, "description": "pid of the worker process that answered."},
+            "chaos": {"type": "boolean", "description": "Kills are offered."},
+            "workers": {"type": "array", "items": _ref("DashboardWorker")},
+            "events": {"type": "array", "items": _ref("DashboardEvent"),
+                       "description": "Recent supervisor events of every worker, newest "
+                                      "first."},
+            "traffic": _nullable(_ref("DashboardTraffic")),
+        }, "Every live worker process of this server, folded."),
+        "DashboardWorker": _object({
+            "pid": _PID, "started_at": _UNIX_TIME, "updated_at": _UNIX_TIME,
+            "process": _ref("DashboardProcess"),
+            "requests_per_second": {**_OPTIONAL_NUMBER,
+                                    "description": "Over the last 5 s; null without metrics."},
+            "tree": _nullable(_ref("DashboardTreeNode")),
+            "tree_stale": {"type": "boolean",
+                           "description": "The root did not answer in time: its last tree."},
+            "pool": _ref("DashboardPool"),
+            "caches": {"type": "array", "items": _ref("DashboardCache")},
+            "listener": _nullable(_ref("DashboardListener")),
+        }, "One gunicorn worker process."),
+        "DashboardProcess": _object({
+            "rss_bytes": _count(), "cpu_seconds": {"type": "number", "minimum": 0},
+            "cpu_percent": {**_OPTIONAL_NUMBER,
+                            "description": "Since the previous snapshot (a second)."},
+            "threads": _count(),
+        }, "The worker process's resources."),
+        "DashboardTreeNode": _object({
+            "id": {"type": "string", "description": "Child id (the root: its name)."},
+            "supervisor": {**_OPTIONAL_STRING,
+                           "description": "Name of its supervisor; null for the root."},
+            "actor": {"type": "string", "description": "Actor class."},
+            "type": {"type": "string", "enum": ["worker", "supervisor"]},
+            "restart": {**_OPTIONAL_STRING, "description": "`permanent`, `transient` or "
+                                                           "`temporary`; null for the root."},
+            "shutdown": {**_OPTIONAL_STRING, "description": "Seconds, `brutal_kill` or "
+                                                            "`infinity`; null for the root."},
+            "state": {"type": "string",
+                      "enum": ["running", "restarting", "backing_off", "stopped", "given_up"]},
+            "restarts": _count("Times it started again in this worker process."),
+            "mailbox": _count("Messages waiting in its inbox."),
+            "last_exit": _nullable(_ref("DashboardExit")),
+            "name": {"type": "string", "description": "A supervisor's name."},
+            "strategy": {"type": "string", "enum": ["one_for_one", "one_for_all",
+                                                    "rest_for_one"]},
+            "intensity": _count("Restarts a supervisor allows within `period`."),
+            "period": {"type": "number", "minimum": 0},
+            "recent_restarts": _count("Restarts within the current period."),
+            "children": {"type": "array", "items": _ref("DashboardTreeNode")},
+        } , "A supervisor or a child, as its supervisor's `describe` reports it (the "
+            "children of `which_children`). Only supervisors carry `name`, `strategy`, "
+            "`intensity`, `period`, `recent_restarts` and `children`.")
+        | {"required": ["id", "supervisor", "actor", "type", "restart", "shutdown", "state",
+                        "restarts", "mailbox", "last_exit"]},
+        "DashboardExit": _object({
+            "reason": _OPTIONAL_STRING, "error": _OPTIONAL_STRING, "at": _UNIX_TIME,
+        }, "How and when a child last ended."),
+        "DashboardPool": _object({
+            "members": _count(), "idle": _count(), "busy": _count(), "waiting": _count(),
+            "checkouts": _count(), "timeouts": _count(), "shed": _count(),
+            "shedding": {"type": "boolean"},
+            "waits_last_minute": _count(),
+            "wait_p50_ms": _OPTIONAL_NUMBER, "wait_p99_ms": _OPTIONAL_NUMBER,
+        }, "The DbWorkers' checkout pool; wait quantiles over the last minute."),
+        "DashboardCache": _object({
+            "name": {"type": "string", "enum": ["users", "tokens"]},
+            "entries": _count(), "hits": _count(), "misses": _count(), "bypasses": _count(),
+            "hit_ratio": {**_OPTIONAL_NUMBER, "minimum": 0, "maximum": 1},
+            "evictions": _ref("DashboardEvictions"),
+            "usable": {"type": "boolean"}, "coherent": {"type": "boolean"},
+        }, "A cache's counters since its actor started."),
+        "DashboardEvictions": _object({
+            "capacity": _count(), "expired": _count(), "invalidated": _count(),
+            "flush": _count(),
+        }, "Entries removed, by reason."),
+        "DashboardListener": _object({
+            "running": {"type": "boolean"}, "connected": {"type": "boolean"},
+            "notifications": _OPTIONAL_COUNT,
+            "last_notification_at": _OPTIONAL_NUMBER,
+            "connected_at": _OPTIONAL_NUMBER,
+        }, "The change listener."),
+        "DashboardEvent": _object({
+            "at": _UNIX_TIME, "pid": _PID,
+            "kind": {"type": "string", "enum": ["start", "exit", "restart", "give_up",
+                                                "escalate"]},
+            "supervisor": {"type": "string"}, "child": _OPTIONAL_STRING,
+            "reason": _OPTIONAL_STRING, "error": _OPTIONAL_STRING,
+        }, "A supervisor event of a worker process."),
+        "DashboardTraffic": _object({
+            "step": {"type": "integer", "format": "int32", "minimum": 1},
+            "start": _UNIX_TIME,
+            "points": {"type": "integer", "format": "int32", "minimum": 1},
+            "routes": {"type": "array", "items": _ref("DashboardRoute")},
+        }, "Per-route requests and latency of every worker: `points` slots of `step` "
+           "seconds from `start`."),
+        "DashboardRoute": _object({
+            "route": {"type": "string"},
+            "requests": {"type": "array", "items": _count()},
+            "p50_ms": {"type": "array", "items": _OPTIONAL_NUMBER},
+            "p99_ms": {"type": "array", "items": _OPTIONAL_NUMBER},
+        }, "One route's requests and latency quantiles per slot."),
+        "DashboardKill": _object({
+            "pid": _PID,
+            "supervisor": _string(ACTOR_ID_PATTERN, "Name of the child's supervisor."),
+            "child": _string(ACTOR_ID_PATTERN, "The child's id."),
+        }, "Which actor to crash: a child of a supervisor in a worker process."),
+        "DashboardKilled": _object({
+            "pid": _PID, "supervisor": {"type": "string"}, "killed": {"type": "string"},
+        }, "The actor crashed; its supervisor applies its restart policy."),
+    }
+
+
 def _string(pattern: str, description: str | None = None, **limits: int) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": "string", "pattern": pattern, **limits}
     if description:
@@ -192,6 +394,8 @@ def openapi_document() -> dict[str, Any]:
             {"name": "sessions", "description": "Logging in and out: bearer tokens."},
             {"name": "operations", "description": "Probes, metrics and this document, for "
                                                   "operators and tools; no token needed."},
+            {"name": "dashboard", "description": "The live view of every worker's "
+                                                 "supervision tree (admins only)."},
         ],
         "security": [{"bearerAuth": []}],
         "paths": {
@@ -388,6 +592,60 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             },
+            "/api/dashboard": {
+                "get": {
+                    "operationId": "getDashboard",
+                    "tags": ["dashboard"],
+                    "summary": "Every live worker process: its supervision tree, pool, caches, "
+                               "listener, recent events and traffic (admin only).",
+                    "description": "What the page at /dashboard polls about once a second. "
+                                   "Each worker publishes a snapshot of itself every second "
+                                   "and after every supervisor event; the answering worker "
+                                   "folds its own with every other live worker's.",
+                    "responses": {
+                        "200": {"description": "The dashboard's data.", "headers": {
+                            "Cache-Control": {"description": "`no-store`.",
+                                              "schema": {"type": "string"}}},
+                                "content": _json("Dashboard", _EXAMPLE_DASHBOARD)},
+                        **_errors(401, 403, 405),
+                    },
+                },
+            },
+            "/api/dashboard/kill": {
+                "post": {
+                    "operationId": "killActor",
+                    "tags": ["dashboard"],
+                    "summary": "Crash one supervised actor of any worker process (admin only, "
+                               "USERMGMT_CHAOS=1).",
+                    "description": "A crash, not a stop: its supervisor sees an abnormal exit "
+                                   "and restarts it by its policy. Another worker process is "
+                                   "asked through the shared directory and has 2 s to answer. "
+                                   "Without USERMGMT_CHAOS=1 an admin gets 404 and nothing "
+                                   "is killed.",
+                    "requestBody": {"required": True, "content": _json("DashboardKill", {
+                        "pid": 4242, "supervisor": "db", "child": "db_worker_1"})},
+                    "responses": {
+                        "200": {"description": "Crashed.", "content": _json(
+                            "DashboardKilled", {"pid": 4242, "supervisor": "db",
+                                                "killed": "db_worker_1"})},
+                        **_errors(401, 403, 405, 413, 415),
+                        "404": _problem_response(
+                            "Kills are off: the server runs without USERMGMT_CHAOS=1.",
+                            _problem(404, "Not Found", "kills are off: the server runs "
+                                     "without USERMGMT_CHAOS=1", "not-found")),
+                        "409": _problem_response(
+                            "No such running actor or live worker process, or the worker "
+                            "did not answer within 2 s.",
+                            _problem(409, "Conflict", "'db_worker_9' of 'db' is not running "
+                                     "in worker 4242", "no-victim")),
+                        "503": _problem_response(
+                            "Too many kill commands are waiting for that worker.",
+                            _problem(503, "Service Unavailable",
+                                     "worker 4242 has 8 commands waiting", "busy"),
+                            _RETRY_AFTER),
+                    },
+                },
+            },
             "/livez": {
                 "get": {
                     "operationId": "liveness",
@@ -459,6 +717,7 @@ def openapi_document() -> dict[str, Any]:
                 },
             },
             "schemas": {
+                **_dashboard_schemas(),
                 "User": {
                     "type": "object",
                     "required": ["id", "name", "email", "role", "version", "inserted_at",

@@ -22,6 +22,7 @@ from actors.errors import Unavailable
 from actors.worker_pool import WorkerPool
 from app import metrics
 from app.config import POOL_SPARE_CONNECTIONS, Settings
+from app.dashboard.service import Dashboard
 from app.metrics import MetricsSampler
 from app.passwords import Passwords
 from app.resources.health import ReadinessCheck
@@ -29,6 +30,7 @@ from app.sessions_service import LoginRateLimit, Principal, SessionsService
 from app.users_service import UsersService, UserView
 from app.worker_client import WorkerClient
 from supervisors import SupervisorEvent
+from supervisors.introspection import mailbox_size
 from supervisors.service_tree import CacheWiring, TreeConfig, start_service_tree
 
 __all__ = ["Runtime"]
@@ -111,6 +113,15 @@ class Runtime:
         self.tokens: CacheHandle[Principal] | None = (
             CacheHandle() if settings.cache_enabled else None
         )
+        self.dashboard = Dashboard(
+            root=lambda: self.root,
+            pool=self.workers,
+            caches={"users": self.cache, "tokens": self.tokens},
+            coherence=self.coherence,
+            directory=settings.dashboard_dir,
+            chaos=settings.chaos_enabled,
+            instrumented=instrumented,
+        )
         self.sessions = SessionsService(
             WorkerClient(self.workers, settings.db_checkout_timeout,
                          settings.statement_timeout + 1.0),
@@ -192,8 +203,10 @@ class Runtime:
         if self._instrumented:
             self._sampler = MetricsSampler(self.sample_metrics)
             self._sampler.start()
+        self.dashboard.start()
 
     def _supervisor_event(self, event: SupervisorEvent) -> None:
+        self.dashboard.journal.record(event)
         if self._instrumented:
             metrics.record_supervisor_event(event)
         if self._event_hook is not None:
@@ -209,9 +222,7 @@ class Runtime:
         for ref in pykka.ActorRegistry.get_all():
             kind = ACTOR_KINDS.get(ref.actor_class.__name__, "other")
             alive[kind] = alive.get(kind, 0) + 1
-            inbox = ref.actor_inbox
-            size = inbox.qsize() if hasattr(inbox, "qsize") else 0
-            depth[kind] = max(depth.get(kind, 0), size)
+            depth[kind] = max(depth.get(kind, 0), mailbox_size(ref))
         for kind, count in alive.items():
             metrics.ACTORS_ALIVE.labels(kind).set(count)
             metrics.ACTOR_MAILBOX_DEPTH.labels(kind).set(depth[kind])
@@ -299,6 +310,7 @@ class Runtime:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the tree (children in reverse order), then close the pool."""
         self.draining.set()
+        self.dashboard.stop()
         root, self.root = self.root, None
         if root is not None:
             with contextlib.suppress(pykka.ActorDeadError):

@@ -18,6 +18,7 @@ from actors.messages import ROLES
 from app.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
 __all__ = [
+    "ACTOR_ID_PATTERN",
     "ADMIN_CREATE_FIELDS",
     "ADMIN_UPDATE_FIELDS",
     "CURSOR_PATTERN",
@@ -31,6 +32,7 @@ __all__ = [
     "NO_NUL_PATTERN",
     "ROLES",
     "FieldError",
+    "KillFields",
     "ListQuery",
     "LoginFields",
     "UserFields",
@@ -38,6 +40,7 @@ __all__ = [
     "check_query_parameters",
     "decode_cursor",
     "encode_cursor",
+    "validate_kill",
     "validate_list_query",
     "validate_login",
     "validate_user",
@@ -90,6 +93,10 @@ _EMAIL = re.compile(
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _LOGIN_EMAIL_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
 _CURSOR_PREFIX = b"u1:"
+# Supervisor names and child ids the dashboard may address ("db", "db_worker_1").
+ACTOR_ID_PATTERN = r"^[A-Za-z0-9_./-]{1,100}$"
+_ACTOR_ID = re.compile(ACTOR_ID_PATTERN)
+MAX_PID = 2**31 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +133,15 @@ class LoginFields:
 
     email: str
     password: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class KillFields:
+    """Which actor the dashboard asks to kill: a child of a supervisor in a worker."""
+
+    pid: int
+    supervisor: str
+    child: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +295,32 @@ def validate_login(body: Any) -> LoginFields:
         raise ValidationFailed(errors)
     assert isinstance(email, str) and password is not None
     return LoginFields(email, password)
+
+
+def validate_kill(body: Any) -> KillFields:
+    """Validate ``{"pid", "supervisor", "child"}`` of a dashboard kill.
+
+    Raises:
+        ValidationFailed: listing every invalid, missing or unknown field.
+    """
+    if not isinstance(body, dict):
+        raise ValidationFailed([FieldError("", "the body must be a JSON object")])
+    errors = [FieldError(str(key), "unknown field") for key in body
+              if key not in ("pid", "supervisor", "child")]
+    pid = body.get("pid")
+    if "pid" not in body:
+        errors.append(FieldError("pid", "is required"))
+    elif isinstance(pid, bool) or not isinstance(pid, int) or not 1 <= pid <= MAX_PID:
+        errors.append(FieldError("pid", f"must be an integer from 1 to {MAX_PID}"))
+    for name in ("supervisor", "child"):
+        value = body.get(name)
+        if name not in body:
+            errors.append(FieldError(name, "is required"))
+        elif not isinstance(value, str) or not _ACTOR_ID.fullmatch(value):
+            errors.append(FieldError(name, "must be 1 to 100 of A-Z a-z 0-9 _ . / -"))
+    if errors:
+        raise ValidationFailed(errors)
+    return KillFields(int(body["pid"]), str(body["supervisor"]), str(body["child"]))
 
 
 def encode_cursor(last_id: int) -> str:

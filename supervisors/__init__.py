@@ -2,7 +2,8 @@
 
 See `Supervisor` (static children, three strategies), `DynamicSupervisor`
 (children added at run time), `ChildSpec` (how a child is started and
-treated), `Backoff` (delays between restarts) and `crash` (chaos tooling).
+treated), `Backoff` (delays between restarts), `crash` (chaos tooling) and
+`describe_tree` (what a running tree looks like, for an operator).
 """
 
 from supervisors.backoff import Backoff
@@ -21,6 +22,14 @@ from supervisors.errors import (
 )
 from supervisors.events import EventHook, EventKind, SupervisorEvent
 from supervisors.intensity import exceeds_intensity
+from supervisors.introspection import (
+    ChildDescription,
+    ChildState,
+    Describe,
+    SupervisorDescription,
+    TreeNode,
+    describe_tree,
+)
 from supervisors.monitor import ExitReason, crash
 from supervisors.spec import (
     BRUTAL_KILL,
@@ -40,12 +49,15 @@ __all__ = [
     "AlreadyPresentError",
     "AlreadyStartedError",
     "Backoff",
+    "ChildDescription",
     "ChildInfo",
     "ChildNotFoundError",
     "ChildRunningError",
     "ChildSpec",
+    "ChildState",
     "ChildType",
     "CrashError",
+    "Describe",
     "DynamicSupervisor",
     "EventHook",
     "EventKind",
@@ -59,8 +71,11 @@ __all__ = [
     "Strategy",
     "Supervisor",
     "SupervisorBase",
+    "SupervisorDescription",
     "SupervisorError",
     "SupervisorEvent",
+    "TreeNode",
     "crash",
+    "describe_tree",
     "exceeds_intensity",
 ]

@@ -49,6 +49,13 @@ from pykka import ActorDeadError
 from supervisors.errors import GiveUpError, StartError
 from supervisors.events import EventHook, EventKind, SupervisorEvent, emit, logger
 from supervisors.intensity import exceeds_intensity
+from supervisors.introspection import (
+    ChildDescription,
+    ChildState,
+    Describe,
+    SupervisorDescription,
+    mailbox_size,
+)
 from supervisors.monitor import ChildExit, ExitReason, Link, shutdown, spawn
 from supervisors.spec import ChildSpec, ChildType, Restart, Strategy, StrategyName
 
@@ -223,13 +230,15 @@ class SupervisorBase(pykka.ThreadingActor):
         self._terminate_all()
 
     def on_receive(self, message: Any) -> Any:
-        """Handle child exits and the supervisor's own delayed restarts."""
+        """Handle child exits, the supervisor's own delayed restarts and `Describe`."""
         if isinstance(message, ChildExit):
             self._on_child_exit(message)
             return None
         if isinstance(message, _RestartDue):
             self._on_restart_due(message)
             return None
+        if isinstance(message, Describe):
+            return self.describe()
         return super().on_receive(message)
 
     # -- queries ----------------------------------------------------------------
@@ -241,6 +250,43 @@ class SupervisorBase(pykka.ThreadingActor):
         restart is pending (OTP's ``restarting``).
         """
         return [(c.spec.id, c.ref, c.spec.child_type) for c in self._children]
+
+    def describe(self) -> SupervisorDescription:
+        """Describe this supervisor and its children (see `supervisors.introspection`).
+
+        Runs in the supervisor's thread, so the picture is consistent: the
+        children are those ``which_children`` lists, in the same order.
+        """
+        now = time.monotonic()
+        return SupervisorDescription(
+            name=self.name,
+            strategy=self._strategy,
+            intensity=self._intensity,
+            period=self._period,
+            recent_restarts=sum(1 for t in self._restarts if now - t <= self._period),
+            mailbox=mailbox_size(self.actor_ref),
+            children=tuple(self._describe_child(c) for c in self._children),
+        )
+
+    @staticmethod
+    def _describe_child(child: _Child) -> ChildDescription:
+        spec = child.spec
+        if child.ref is not None:
+            state = ChildState.RUNNING
+        elif child.restarting:
+            state = ChildState.BACKING_OFF if child.timer is not None else ChildState.RESTARTING
+        else:
+            state = ChildState.STOPPED
+        return ChildDescription(
+            id=spec.id,
+            ref=child.ref,
+            child_type=spec.child_type,
+            actor_class=spec.actor_class.__name__,
+            restart=spec.restart,
+            shutdown=spec.shutdown,
+            state=state,
+            mailbox=mailbox_size(child.ref),
+        )
 
     def count_children(self) -> dict[str, int]:
         """Count the children as OTP does.

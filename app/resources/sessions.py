@@ -25,6 +25,8 @@ class SessionsCollection:
 
     # The only way in: it cannot require a token itself.
     anonymous_methods = frozenset({"POST"})
+    # The dashboard logs in with it on the metrics listener too (see app.auth).
+    for_operators = True
 
     def __init__(self, sessions: SessionsService,
                  trusted_proxies: Sequence[Network] = ()) -> None:
@@ -44,6 +46,8 @@ class SessionsCollection:
 
 class CurrentSession:
     """The session of the presented token: ``GET`` describes it, ``DELETE`` revokes it."""
+
+    for_operators = True
 
     def __init__(self, sessions: SessionsService) -> None:
         self._sessions = sessions

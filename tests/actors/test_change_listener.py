@@ -11,7 +11,7 @@ import pykka
 import pytest
 
 from actors.cache import CacheActor, CacheHandle, Sync
-from actors.change_listener import ChangeListener, Coherence
+from actors.change_listener import ChangeListener, Coherence, GetStatus
 from supervisors import ChildSpec, Supervisor
 from tests.waiting import wait_until
 
@@ -108,3 +108,20 @@ def test_a_listener_that_cannot_connect_keeps_retrying_without_failing_its_start
         assert not coherence.is_coherent
     finally:
         ref.stop(timeout=5)
+
+
+def test_status_tells_whether_it_listens_and_when_it_last_heard(
+    tree: Any, db: psycopg.Connection[Any]
+) -> None:
+    _, _, root = tree
+    listener = {c: r for c, r, _ in root.proxy().which_children().get(timeout=2)}["listener"]
+    before = listener.proxy().status().get(timeout=2)
+    assert before.listening and before.connected_at is not None
+    assert (before.notifications, before.last_notification_at) == (0, None)
+    started = time.time()
+    db.execute("INSERT INTO users (name, email) VALUES ('a', 'a@x.io')")
+    heard(root, 1)
+    after = listener.ask(GetStatus(), timeout=2)
+    assert after == listener.proxy().status().get(timeout=2)
+    assert after.notifications == 1
+    assert after.last_notification_at is not None and after.last_notification_at >= started

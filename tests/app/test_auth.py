@@ -315,3 +315,18 @@ def test_made_up_methods_are_not_remembered(runtime: Runtime, admin: Account) ->
                                              headers=admin.headers)
         asyncio.run(middleware.process_resource(req, falcon.asgi.Response(), resource, {}))
     assert set(middleware._guarded) == {(UsersCollection, "GET"), (UsersCollection, "POST")}
+
+
+def test_with_a_metrics_port_the_dashboard_and_its_login_are_served_there_too(
+    runtime: Runtime, admin: Account
+) -> None:
+    app = create_app(runtime.users, runtime.sessions, metrics_port=9100,
+                     dashboard=runtime.dashboard)
+    client = falcon.testing.TestClient(app, headers=admin.headers)
+    for port in (9100, None):
+        kwargs = {} if port is None else {"port": port}
+        assert client.simulate_get("/dashboard", **kwargs).status_code == 200
+        assert client.simulate_get("/dashboard/dashboard.js", **kwargs).status_code == 200
+        assert client.simulate_get("/api/dashboard", **kwargs).status_code == 200
+        assert client.simulate_get("/api/sessions/current", **kwargs).status_code == 200
+    assert client.simulate_get("/api/users", port=9100).status_code == 404

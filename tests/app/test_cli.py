@@ -6,6 +6,7 @@ import io
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -13,7 +14,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from app.bootstrap import read_password
-from app.cli import build_parser
+from app.cli import build_parser, prepare_dashboard_dir
 
 
 def test_the_gunicorn_master_never_imports_prometheus_client() -> None:
@@ -21,6 +22,35 @@ def test_the_gunicorn_master_never_imports_prometheus_client() -> None:
     code = ("import sys, app.cli, app.gunicorn_conf; app.cli.build_parser(); "
             "sys.exit('prometheus_client' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], check=False, timeout=60).returncode == 0
+
+
+def test_the_masters_child_exit_drops_a_dead_workers_dashboard_snapshot(tmp_path: Path) -> None:
+    (tmp_path / "worker-4242.json").write_text("{}")
+    (tmp_path / "worker-4243.json").write_text("{}")
+    code = ("import sys, types, app.gunicorn_conf as g; "
+            "g.child_exit(None, types.SimpleNamespace(pid=4242)); "
+            "sys.exit('prometheus_client' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    env["USERMGMT_DASHBOARD_DIR"] = str(tmp_path)
+
+    assert subprocess.run([sys.executable, "-c", code], env=env, check=False,
+                          timeout=60).returncode == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["worker-4243.json"]
+
+
+def test_serve_prepares_an_empty_dashboard_directory_in_the_data_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("USERMGMT_DASHBOARD_DIR", raising=False)
+    stale = tmp_path / "dashboard" / "worker-1.json"
+    stale.parent.mkdir()
+    stale.write_text("{}")
+
+    directory = prepare_dashboard_dir(tmp_path)
+
+    assert directory == (tmp_path / "dashboard").resolve()
+    assert list(directory.iterdir()) == []
+    assert os.environ["USERMGMT_DASHBOARD_DIR"] == str(directory)
 
 
 def test_serve_defaults() -> None:

@@ -50,6 +50,7 @@ def test_authentication_settings_have_safe_defaults() -> None:
     assert settings.session_ttl == 86_400
     assert (settings.login_rate_limit, settings.login_rate_window) == (5, 60.0)
     assert settings.metrics_bind is None
+    assert settings.dashboard_dir is None
 
 
 @pytest.mark.parametrize(("raw", "expected"), [("5", (5, 60.0)), ("10/30", (10, 30.0)),
@@ -73,6 +74,11 @@ def test_the_metrics_bind_and_session_lifetime_are_read() -> None:
     settings = Settings.from_env({"USERMGMT_METRICS_BIND": "127.0.0.1:9100",
                                   "USERMGMT_SESSION_TTL": "3600"})
     assert settings.metrics_bind == "127.0.0.1:9100" and settings.session_ttl == 3600
+
+
+def test_the_dashboard_directory_is_read() -> None:
+    settings = Settings.from_env({"USERMGMT_DASHBOARD_DIR": "/srv/usermgmt/dashboard"})
+    assert settings.dashboard_dir == Path("/srv/usermgmt/dashboard")
 
 
 # -- ranges: every numeric setting has one, and nan/inf are never in it -------------
