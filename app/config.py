@@ -76,7 +76,7 @@ def _host_port(env: Mapping[str, str], name: str) -> str | None:
     if not raw:
         return None
     host, sep, port = raw.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise ConfigError(f"{name} must be HOST:PORT, got {raw!r}")
     return raw
 

@@ -17,9 +17,11 @@ from __future__ import annotations
 from typing import Any
 
 from app.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from app.problems import MAX_ERRORS
 from app.validation import (
     CURSOR_PATTERN,
     DEFAULT_LIMIT,
+    EMAIL_PATTERN,
     LOGIN_EMAIL_PATTERN,
     MAX_EMAIL_LENGTH,
     MAX_LIMIT,
@@ -334,10 +336,18 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "Role": {"type": "string", "enum": list(ROLES),
                          "description": "`admin`: everything; `member`: its own record."},
-                "Name": _string(NAME_PATTERN, "1 to 200 characters after trimming whitespace, "
-                                              "no control characters."),
+                "Name": _string(NAME_PATTERN, "Normalised to Unicode NFC, then trimmed of "
+                                              "whitespace: 1 to 200 characters that begin and "
+                                              "end with a visible character (not a blank such "
+                                              "as U+3164), with no control or format character "
+                                              "(Unicode Cc, Cf; the pattern lists those of the "
+                                              "BMP, the few astral ones are refused too)."),
                 "Email": {"type": "string", "format": "email", "maxLength": MAX_EMAIL_LENGTH,
-                          "description": "Unique, compared case-insensitively."},
+                          "pattern": EMAIL_PATTERN,
+                          "description": "Unique, compared case-insensitively. No control or "
+                                         "format character (Unicode Cc, Cf: the pattern lists "
+                                         "those of the BMP, the few astral ones are refused "
+                                         "too)."},
                 "Password": _string(NO_NUL_PATTERN, "Stored only as an Argon2id hash; never "
                                                     "returned. Changing it ends every other "
                                                     "session of the user.",
@@ -441,6 +451,8 @@ def openapi_document() -> dict[str, Any]:
                         "instance": {"type": "string"},
                         "errors": {
                             "type": "array",
+                            "maxItems": MAX_ERRORS,
+                            "description": f"The first {MAX_ERRORS} problems found.",
                             "items": {
                                 "type": "object",
                                 "required": ["field", "message"],
@@ -448,6 +460,9 @@ def openapi_document() -> dict[str, Any]:
                                                "message": {"type": "string"}},
                             },
                         },
+                        "errors_total": {"type": "integer", "minimum": MAX_ERRORS + 1,
+                                         "description": "How many problems were found, when "
+                                                        "`errors` could not list them all."},
                     },
                 },
             },

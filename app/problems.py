@@ -32,6 +32,10 @@ __all__ = ["PROBLEM_JSON", "Problem", "install_error_handling"]
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+# A validation problem lists at most this many field errors (a 64 KiB body
+# of unknown keys would otherwise answer a few hundred KiB); ``errors_total``
+# then says how many there were.
+MAX_ERRORS = 20
 _TYPE_BASE = "urn:usermgmt:problem:"
 
 
@@ -51,6 +55,9 @@ class Problem(falcon.HTTPError):
         super().__init__(status, title=title, description=detail, headers=headers)
         self.problem_type = problem_type
         self.errors = errors
+        self.errors_total: int | None = None
+        if errors is not None and len(errors) > MAX_ERRORS:
+            self.errors, self.errors_total = errors[:MAX_ERRORS], len(errors)
 
 
 def problem_body(req: falcon.Request, error: falcon.HTTPError) -> dict[str, Any]:
@@ -68,6 +75,9 @@ def problem_body(req: falcon.Request, error: falcon.HTTPError) -> dict[str, Any]
     errors = getattr(error, "errors", None)
     if errors is not None:
         body["errors"] = errors
+        total = getattr(error, "errors_total", None)
+        if total is not None:
+            body["errors_total"] = total
     return body
 
 

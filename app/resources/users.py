@@ -52,7 +52,8 @@ def _tag_version(user_id: int):  # type: ignore[no-untyped-def]
     def version(tag: str) -> int | None:
         if tag.startswith(prefix) and tag.endswith('"'):
             digits = tag[len(prefix):-1]
-            if digits.isdigit() and len(digits) < 10:
+            # isdigit() alone also takes "²" or "٣", which int() refuses or reads.
+            if digits.isascii() and digits.isdigit() and len(digits) < 10:
                 return int(digits)
         return None
 
