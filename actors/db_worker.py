@@ -40,6 +40,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from actors.errors import (
+    CurrentPasswordRequired,
     DatabaseUnavailable,
     DuplicateEmail,
     InvalidData,
@@ -95,14 +96,18 @@ _SET: LiteralString = (
 )
 _IF_VERSION: LiteralString = " AND version = ANY(%s)"
 _IF_HASH: LiteralString = " AND password_hash = %s"
+_IF_EMAIL: LiteralString = " AND email = %s"
 _RETURNING: LiteralString = f" RETURNING {_COLUMNS}"
-# Indexed by (has If-Match, has expected password hash): four fixed
-# statements, so each is prepared once per connection.
-_UPDATES: dict[tuple[bool, bool], LiteralString] = {
-    (False, False): _SET + _RETURNING,
-    (True, False): _SET + _IF_VERSION + _RETURNING,
-    (False, True): _SET + _IF_HASH + _RETURNING,
-    (True, True): _SET + _IF_VERSION + _IF_HASH + _RETURNING,
+# Indexed by (has If-Match, has expected password hash, keeps the email):
+# fixed statements, so each is prepared once per connection. A verified
+# password and a kept email never go together (the one waives the other).
+_UPDATES: dict[tuple[bool, bool, bool], LiteralString] = {
+    (False, False, False): _SET + _RETURNING,
+    (True, False, False): _SET + _IF_VERSION + _RETURNING,
+    (False, True, False): _SET + _IF_HASH + _RETURNING,
+    (True, True, False): _SET + _IF_VERSION + _IF_HASH + _RETURNING,
+    (False, False, True): _SET + _IF_EMAIL + _RETURNING,
+    (True, False, True): _SET + _IF_VERSION + _IF_EMAIL + _RETURNING,
 }
 _DELETE: LiteralString = "DELETE FROM users WHERE id = %s RETURNING version"
 _DELETE_IF_VERSION: LiteralString = (
@@ -398,13 +403,16 @@ class DbWorker(pykka.ThreadingActor):
         # which the WHERE id = ... already does.
         if_version = bool(msg.if_match)
         if_hash = msg.expected_password_hash is not None
+        if_email = msg.same_email and msg.email is not None and not if_hash
         params: list[Any] = [msg.name, msg.email, msg.role, msg.password_hash, msg.user_id]
         if if_version:
             assert msg.if_match is not None
             params.append(list(msg.if_match))
         if if_hash:
             params.append(msg.expected_password_hash)
-        statement = _UPDATES[if_version, if_hash]
+        if if_email:
+            params.append(msg.email)
+        statement = _UPDATES[if_version, if_hash, if_email]
         keys: tuple[int, ...] = ()
         if msg.password_hash is None and msg.role is None:
             row = cur.execute(statement, params).fetchone()
@@ -421,7 +429,10 @@ class DbWorker(pykka.ThreadingActor):
             user = User(*row)
             return Written(user, user.version, keys)
         self._explain_miss(msg.user_id, msg.if_match)
-        # The row exists and its version matched: the password changed.
+        # The row exists and its version matched: the email would change,
+        # or the password changed since it was verified.
+        if if_email:
+            raise CurrentPasswordRequired("changing your own email requires current_password")
         raise WrongPassword("the current password is not correct")
 
     def _delete(self, msg: DeleteUser) -> Written:

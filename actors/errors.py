@@ -8,7 +8,8 @@ The HTTP edge maps each to one status in one place::
      ├── PreconditionFailed     412  If-Match did not match the row version
      ├── InvalidData            422  the database refused a value (backstop to validation)
      ├── InvalidCredentials     401  login: unknown email, wrong password or no password
-     ├── WrongPassword          422  current_password is not the user's password (any more)
+     ├── WrongPassword          403  current_password is not the user's password (any more)
+     ├── CurrentPasswordRequired 403 one's own email changed without current_password
      ├── RateLimited            429  too many failed password checks (Retry-After)
      └── Unavailable            503  try again later (Retry-After)
           ├── NoWorkerAvailable      no idle DbWorker within the checkout wait, or shed
@@ -19,6 +20,7 @@ The HTTP edge maps each to one status in one place::
 from __future__ import annotations
 
 __all__ = [
+    "CurrentPasswordRequired",
     "DatabaseUnavailable",
     "DuplicateEmail",
     "InvalidCredentials",
@@ -60,6 +62,10 @@ class InvalidCredentials(UsermgmtError):
 
 class WrongPassword(UsermgmtError):
     """The current password given is not (or no longer) the user's password."""
+
+
+class CurrentPasswordRequired(UsermgmtError):
+    """Changing this (one's own email or password) needs the current password."""
 
 
 class RateLimited(UsermgmtError):

@@ -122,6 +122,9 @@ class UpdateUser:
     With ``expected_password_hash``, the update applies only while the
     stored hash is still that one (the caller verified the current
     password against it); otherwise :class:`~actors.errors.WrongPassword`.
+    With ``same_email``, it applies only if the stored email already is
+    ``email`` (a caller who may not change it without its current
+    password); otherwise :class:`~actors.errors.CurrentPasswordRequired`.
     """
 
     user_id: int
@@ -132,6 +135,7 @@ class UpdateUser:
     password_hash: str | None = field(default=None, repr=False)
     expected_password_hash: str | None = field(default=None, repr=False)
     keep_session: bytes | None = field(default=None, repr=False)
+    same_email: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -354,9 +354,10 @@ def openapi_document() -> dict[str, Any]:
                                     minLength=MIN_PASSWORD_LENGTH,
                                     maxLength=MAX_PASSWORD_LENGTH),
                 "CurrentPassword": _string(
-                    NO_NUL_PATTERN, "The user's password now; only with `password`. Required "
-                                    "to change your own password (403 without it); checked "
-                                    "(and rate limited) whenever given.",
+                    NO_NUL_PATTERN, "The user's password now; only with `password` or `email`. "
+                                    "Required to change your own password or email (403 "
+                                    "without it; sending your own email unchanged needs "
+                                    "none); checked (and rate limited) whenever given.",
                     minLength=1, maxLength=MAX_PASSWORD_LENGTH),
                 "UserInput": {
                     "type": "object",
@@ -383,7 +384,6 @@ def openapi_document() -> dict[str, Any]:
                         "password": {"$ref": "#/components/schemas/Password"},
                         "current_password": {"$ref": "#/components/schemas/CurrentPassword"},
                     },
-                    "dependentRequired": {"current_password": ["password"]},
                 },
                 "UserPatch": {
                     "type": "object",
@@ -396,7 +396,8 @@ def openapi_document() -> dict[str, Any]:
                         "password": {"$ref": "#/components/schemas/Password"},
                         "current_password": {"$ref": "#/components/schemas/CurrentPassword"},
                     },
-                    "dependentRequired": {"current_password": ["password"]},
+                    "dependentSchemas": {"current_password": {
+                        "anyOf": [{"required": ["password"]}, {"required": ["email"]}]}},
                 },
                 "Login": {
                     "type": "object",
@@ -494,7 +495,8 @@ def openapi_document() -> dict[str, Any]:
                                           "login: wrong email or password).", {
                     "WWW-Authenticate": {"$ref": "#/components/headers/WWWAuthenticate"}}),
                 "E403": _problem_response("The token's user may not do this (or gave a wrong "
-                                          "current_password)."),
+                                          "current_password, or none to change its own "
+                                          "password or email)."),
                 "E404": _problem_response("No such user (or, for a member, not its own) or "
                                           "route."),
                 "E405": _problem_response("Method not allowed; see the Allow header.", {

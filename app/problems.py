@@ -15,6 +15,7 @@ import falcon.asgi
 import orjson
 
 from actors.errors import (
+    CurrentPasswordRequired,
     DuplicateEmail,
     InvalidCredentials,
     InvalidData,
@@ -27,7 +28,7 @@ from actors.errors import (
 )
 from app.validation import ValidationFailed
 
-__all__ = ["PROBLEM_JSON", "Problem", "install_error_handling"]
+__all__ = ["PROBLEM_JSON", "Problem", "current_password_required", "install_error_handling"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,12 @@ def problem_body(req: falcon.Request, error: falcon.HTTPError) -> dict[str, Any]
     return body
 
 
+def current_password_required(detail: str) -> Problem:
+    """403: changing one's own password or email needs ``current_password``."""
+    return Problem(403, detail, problem_type="current-password-required", title="Forbidden",
+                   errors=[{"field": "current_password", "message": "is required for this change"}])
+
+
 def _serialize(req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError) -> None:
     resp.content_type = PROBLEM_JSON
     resp.data = orjson.dumps(problem_body(req, error))
@@ -124,6 +131,8 @@ def install_error_handling(app: falcon.asgi.App[falcon.asgi.Request, falcon.asgi
         if isinstance(ex, WrongPassword):
             raise Problem(403, str(ex), problem_type="wrong-password", title="Forbidden",
                           errors=[{"field": "current_password", "message": "is not correct"}])
+        if isinstance(ex, CurrentPasswordRequired):
+            raise current_password_required(str(ex))
         if isinstance(ex, RateLimited):
             raise Problem(429, str(ex), problem_type="rate-limited", title="Too Many Requests",
                           headers={"Retry-After": str(ex.retry_after)})

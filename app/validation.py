@@ -277,7 +277,7 @@ def validate_user(
     they are; ``null`` would delete a field, which no user field allows.
     ``name`` and ``email`` are required unless ``partial``; the other
     fields are always optional. ``current_password`` is accepted only with
-    ``password``; whether it is required depends on who asks (see
+    ``password`` or ``email``; whether it is required depends on who asks (see
     :mod:`app.resources.users`).
 
     Args:
@@ -304,8 +304,8 @@ def validate_user(
             errors.append(FieldError(key, "must not be null"))
             continue
         values[key] = _CHECKS[key](body[key], errors)
-    if "current_password" in body and "password" not in body:
-        errors.append(FieldError("current_password", "is accepted only with password"))
+    if "current_password" in body and "password" not in body and "email" not in body:
+        errors.append(FieldError("current_password", "is accepted only with password or email"))
     if errors:
         raise ValidationFailed(errors)
     return UserFields(name=values["name"], email=values["email"], role=values["role"],
