@@ -44,6 +44,7 @@ from actors.errors import (
     DatabaseUnavailable,
     DuplicateEmail,
     InvalidData,
+    LastAdmin,
     NotFound,
     PreconditionFailed,
     UsermgmtError,
@@ -74,6 +75,9 @@ from actors.worker_pool import WorkerPool
 __all__ = ["ConnectionLost", "DbWorker"]
 
 logger = logging.getLogger(__name__)
+
+# Raised by the users_keep_an_admin trigger (migration 0004).
+LAST_ADMIN_SQLSTATE = "UM001"
 
 _COLUMNS: LiteralString = "id, name, email, role, version, inserted_at, updated_at"
 _SELECT_MANY: LiteralString = f"SELECT {_COLUMNS} FROM users WHERE id = ANY(%s)"
@@ -339,6 +343,8 @@ class DbWorker(pykka.ThreadingActor):
             self._error("query_canceled")
             raise DatabaseUnavailable("the query took too long and was cancelled") from exc
         except psycopg.Error as exc:
+            if exc.sqlstate == LAST_ADMIN_SQLSTATE:
+                raise LastAdmin("this change would leave no admin; promote another first") from exc
             conn = self._conn
             if conn is None or conn.closed or conn.broken:
                 healthy = False

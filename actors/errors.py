@@ -5,6 +5,7 @@ The HTTP edge maps each to one status in one place::
     UsermgmtError
      ├── NotFound               404  no such user
      ├── DuplicateEmail         409  email taken (case-insensitively)
+     ├── LastAdmin              409  the change would leave no admin
      ├── PreconditionFailed     412  If-Match did not match the row version
      ├── InvalidData            422  the database refused a value (backstop to validation)
      ├── InvalidCredentials     401  login: unknown email, wrong password or no password
@@ -25,6 +26,7 @@ __all__ = [
     "DuplicateEmail",
     "InvalidCredentials",
     "InvalidData",
+    "LastAdmin",
     "NoWorkerAvailable",
     "NotFound",
     "PreconditionFailed",
@@ -46,6 +48,10 @@ class NotFound(UsermgmtError):
 
 class DuplicateEmail(UsermgmtError):
     """Another user already has this email, compared case-insensitively."""
+
+
+class LastAdmin(UsermgmtError):
+    """Demoting or deleting this admin would leave none (decided by the database)."""
 
 
 class PreconditionFailed(UsermgmtError):

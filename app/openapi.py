@@ -215,7 +215,7 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [if_match],
                     "responses": {
                         "204": {"description": "Deleted."},
-                        **_errors(401, 403, 404, 405, 412, 503),
+                        **_errors(401, 403, 404, 405, 409, 412, 503),
                     },
                 },
             },
@@ -501,7 +501,8 @@ def openapi_document() -> dict[str, Any]:
                                           "route."),
                 "E405": _problem_response("Method not allowed; see the Allow header.", {
                     "Allow": {"schema": {"type": "string"}}}),
-                "E409": _problem_response("Another user has this email."),
+                "E409": _problem_response("Another user has this email (`duplicate-email`), or "
+                                          "the change would leave no admin (`last-admin`)."),
                 "E412": _problem_response("If-Match did not match the current ETag."),
                 "E413": _problem_response("Body larger than 64 KiB."),
                 "E415": _problem_response("Unsupported body media type."),

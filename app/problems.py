@@ -19,6 +19,7 @@ from actors.errors import (
     DuplicateEmail,
     InvalidCredentials,
     InvalidData,
+    LastAdmin,
     NotFound,
     PreconditionFailed,
     RateLimited,
@@ -119,6 +120,8 @@ def install_error_handling(app: falcon.asgi.App[falcon.asgi.Request, falcon.asgi
         if isinstance(ex, DuplicateEmail):
             raise Problem(409, str(ex), problem_type="duplicate-email", title="Conflict",
                           errors=[{"field": "email", "message": "is already taken"}])
+        if isinstance(ex, LastAdmin):
+            raise Problem(409, str(ex), problem_type="last-admin", title="Conflict")
         if isinstance(ex, PreconditionFailed):
             raise Problem(412, str(ex), problem_type="precondition-failed",
                           title="Precondition Failed")
