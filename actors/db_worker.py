@@ -31,7 +31,6 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, ClassVar, LiteralString
 
 import psycopg
@@ -57,13 +56,14 @@ from actors.messages import (
     Credentials,
     DeleteSession,
     DeleteUser,
-    GetCredentials,
     GetSession,
     GetUsers,
     ListUsers,
     Ping,
-    RecordLoginFailure,
     Refused,
+    ReleaseAttempt,
+    ReserveAttempt,
+    SessionCreated,
     SessionRow,
     UpdateUser,
     User,
@@ -138,9 +138,10 @@ _CREDENTIALS_BY_ID: LiteralString = (
     "SELECT 'e:' || lower(email), id, role, password_hash FROM users WHERE id = %s"
 )
 # Seconds until every subject is below the limit again, or NULL if none
-# has reached it: for a subject with n >= limit failures in the window,
-# its (n - limit + 1)-th oldest failure must leave the window first.
-_RETRY_AFTER: LiteralString = (
+# has reached it: for a subject with n >= limit rows in the window, its
+# (n - limit + 1)-th oldest row must leave the window first. The same for
+# failures (and reserved attempts) and for successful logins.
+_RETRY_AFTER_FAILURES: LiteralString = (
     "SELECT max(ceil(extract(epoch FROM failed_at + make_interval(secs => %(window)s) - now())))"
     " FROM (SELECT failed_at, count(*) OVER w AS n, row_number() OVER (w ORDER BY failed_at) AS k"
     "       FROM login_failures"
@@ -149,11 +150,46 @@ _RETRY_AFTER: LiteralString = (
     "       WINDOW w AS (PARTITION BY subject)) AS recent"
     " WHERE n >= %(limit)s AND k = n - %(limit)s + 1"
 )
-_RECORD_FAILURE: LiteralString = (
-    "INSERT INTO login_failures (subject) SELECT unnest(%s::text[])"
+_RETRY_AFTER_SUCCESSES: LiteralString = (
+    "SELECT max(ceil(extract(epoch FROM succeeded_at + make_interval(secs => %(window)s)"
+    "                                   - now())))"
+    " FROM (SELECT succeeded_at, count(*) OVER () AS n,"
+    "              row_number() OVER (ORDER BY succeeded_at) AS k"
+    "       FROM login_successes"
+    "       WHERE subject = %(subject)s"
+    "         AND succeeded_at > now() - make_interval(secs => %(window)s)) AS recent"
+    " WHERE n >= %(limit)s AND k = n - %(limit)s + 1"
 )
+_KNOWN_ADDRESS: LiteralString = (
+    "SELECT 1 FROM known_addresses WHERE account = %s AND address = %s"
+    " AND seen_at > now() - make_interval(secs => %s)"
+)
+# Sorted, so that two attempts locking overlapping subjects cannot deadlock;
+# under a namespace key of its own among the database's advisory locks.
+_LOCK_SUBJECTS: LiteralString = (
+    "SELECT pg_advisory_xact_lock(1819240307, h)"
+    " FROM (SELECT DISTINCT hashtext(s) AS h FROM unnest(%s::text[]) AS s ORDER BY h) AS sorted"
+)
+# One attempt id for the rows of all its subjects.
+_RESERVE: LiteralString = (
+    "WITH attempt AS (SELECT nextval('login_attempt_ids') AS id)"
+    " INSERT INTO login_failures (subject, attempt)"
+    " SELECT s, attempt.id FROM attempt, unnest(%s::text[]) AS s RETURNING attempt"
+)
+_RELEASE: LiteralString = "DELETE FROM login_failures WHERE attempt = %s"
 _PRUNE_FAILURES: LiteralString = (
     "DELETE FROM login_failures WHERE failed_at <= now() - make_interval(secs => %s)"
+)
+_COUNT_SUCCESS: LiteralString = "INSERT INTO login_successes (subject) VALUES (%s)"
+_PRUNE_SUCCESSES: LiteralString = (
+    "DELETE FROM login_successes WHERE succeeded_at <= now() - make_interval(secs => %s)"
+)
+_REMEMBER_ADDRESS: LiteralString = (
+    "INSERT INTO known_addresses (account, address) VALUES (%s, %s)"
+    " ON CONFLICT (account, address) DO UPDATE SET seen_at = now()"
+)
+_PRUNE_ADDRESSES: LiteralString = (
+    "DELETE FROM known_addresses WHERE seen_at <= now() - make_interval(secs => %s)"
 )
 _INSERT_SESSION: LiteralString = (
     "INSERT INTO sessions (token_hash, user_id, expires_at)"
@@ -161,6 +197,13 @@ _INSERT_SESSION: LiteralString = (
 )
 _PRUNE_SESSIONS: LiteralString = (
     "DELETE FROM sessions WHERE user_id = %s AND expires_at <= now()"
+)
+# The user's sessions past the newest max_sessions (the new one included).
+_END_OLDEST_SESSIONS: LiteralString = (
+    "DELETE FROM sessions WHERE token_hash IN ("
+    "  SELECT token_hash FROM sessions WHERE user_id = %s"
+    "  ORDER BY created_at DESC, token_hash DESC OFFSET %s)"
+    " RETURNING session_cache_key(token_hash)"
 )
 _REHASH: LiteralString = (
     "UPDATE users SET password_hash = %s WHERE id = %s AND password_hash = %s"
@@ -481,8 +524,9 @@ class DbWorker(pykka.ThreadingActor):
     # burns CPU for ~0.2 s, and a worker must not hold its connection
     # meanwhile; the request thread does it between two messages) --------
 
-    def _credentials(self, msg: GetCredentials) -> Credentials:
+    def _reserve(self, msg: ReserveAttempt) -> Credentials:
         cur = self._db
+        limits = msg.limits
         if msg.user_id is not None:
             row = cur.execute(_CREDENTIALS_BY_ID, (msg.user_id,)).fetchone()
             if row is None:
@@ -490,34 +534,59 @@ class DbWorker(pykka.ThreadingActor):
         else:
             row = cur.execute(_CREDENTIALS_BY_EMAIL, (msg.email, msg.email)).fetchone()
             assert row is not None
-        subjects = (str(row[0]), "a:" + msg.address)
-        wait = cur.execute(
-            _RETRY_AFTER, {"subjects": list(subjects), "window": msg.window, "limit": msg.limit}
-        ).fetchone()
-        retry_after = None if wait is None or wait[0] is None else max(1, int(wait[0]))
-        return Credentials(subjects, row[1], row[2], row[3], retry_after)
+        account = str(row[0])
+        known = cur.execute(_KNOWN_ADDRESS, (account, msg.address, limits.known_for)
+                            ).fetchone() is not None
+        subjects = ([f"p:{account[2:]}|{msg.address}"] if known
+                    else [account, "a:" + msg.address])
+        with cur.connection.transaction():
+            cur.execute(_LOCK_SUBJECTS, (subjects,))
+            # Each statement from here on sees every attempt committed
+            # before this one got the locks: the count and the reservation
+            # are one step for everyone checking these subjects.
+            wait = cur.execute(_RETRY_AFTER_FAILURES, {
+                "subjects": subjects, "window": limits.window, "limit": limits.attempts,
+            }).fetchone()
+            if wait is None or wait[0] is None:
+                wait = cur.execute(_RETRY_AFTER_SUCCESSES, {
+                    "subject": account, "window": limits.success_window,
+                    "limit": limits.successes,
+                }).fetchone()
+            if wait is not None and wait[0] is not None:
+                return Credentials(account, row[1], row[2], row[3], max(1, int(wait[0])),
+                                   known=known)
+            reserved = cur.execute(_RESERVE, (subjects,)).fetchone()
+            assert reserved is not None
+        cur.execute(_PRUNE_FAILURES, (limits.window,))
+        return Credentials(account, row[1], row[2], row[3], None, int(reserved[0]), known)
 
-    def _record_failure(self, msg: RecordLoginFailure) -> None:
-        cur = self._db
-        cur.execute(_RECORD_FAILURE, (list(msg.subjects),))
-        cur.execute(_PRUNE_FAILURES, (msg.window,))
+    def _release_attempt(self, msg: ReleaseAttempt) -> None:
+        self._db.execute(_RELEASE, (msg.attempt,))
 
-    def _create_session(self, msg: CreateSession) -> datetime:
+    def _create_session(self, msg: CreateSession) -> SessionCreated:
         cur = self._db
-        try:
-            with cur.connection.transaction():
-                cur.execute(_PRUNE_SESSIONS, (msg.user_id,))
-                row = cur.execute(
-                    _INSERT_SESSION, (msg.token_hash, msg.user_id, msg.ttl)
-                ).fetchone()
-                if msg.rehash is not None:
-                    old, new = msg.rehash
-                    cur.execute(_REHASH, (new, msg.user_id, old))
-        except pg_errors.ForeignKeyViolation:
-            raise NotFound(f"user {msg.user_id} does not exist") from None
+        limits = msg.limits
+        with cur.connection.transaction():
+            if msg.attempt is not None:
+                cur.execute(_RELEASE, (msg.attempt,))
+            # Locked, so that concurrent logins of one user count its
+            # sessions one after the other (and a deleted user is seen).
+            if cur.execute(_LOCK_USER, (msg.user_id,)).fetchone() is None:
+                raise NotFound(f"user {msg.user_id} does not exist")
+            cur.execute(_PRUNE_SESSIONS, (msg.user_id,))
+            row = cur.execute(_INSERT_SESSION, (msg.token_hash, msg.user_id, msg.ttl)).fetchone()
+            ended = cur.execute(_END_OLDEST_SESSIONS,
+                                (msg.user_id, limits.max_sessions)).fetchall()
+            if msg.account:
+                cur.execute(_COUNT_SUCCESS, (msg.account,))
+                cur.execute(_REMEMBER_ADDRESS, (msg.account, msg.address))
+            if msg.rehash is not None:
+                old, new = msg.rehash
+                cur.execute(_REHASH, (new, msg.user_id, old))
+        cur.execute(_PRUNE_SUCCESSES, (limits.success_window,))
+        cur.execute(_PRUNE_ADDRESSES, (limits.known_for,))
         assert row is not None
-        expires_at: datetime = row[0]
-        return expires_at
+        return SessionCreated(row[0], tuple(int(key) for (key,) in ended))
 
     def _get_session(self, msg: GetSession) -> SessionRow | None:
         row = self._db.execute(_SELECT_SESSION, (msg.token_hash,)).fetchone()
@@ -534,8 +603,8 @@ DbWorker._handlers = {
     UpdateUser: ("update", DbWorker._update),
     DeleteUser: ("delete", DbWorker._delete),
     Ping: ("ping", DbWorker._ping),
-    GetCredentials: ("get_credentials", DbWorker._credentials),
-    RecordLoginFailure: ("record_login_failure", DbWorker._record_failure),
+    ReserveAttempt: ("reserve_attempt", DbWorker._reserve),
+    ReleaseAttempt: ("release_attempt", DbWorker._release_attempt),
     CreateSession: ("create_session", DbWorker._create_session),
     GetSession: ("get_session", DbWorker._get_session),
     DeleteSession: ("delete_session", DbWorker._delete_session),

@@ -109,6 +109,10 @@ class Settings:
     session_ttl: float = 86_400.0
     login_rate_limit: int = 5
     login_rate_window: float = 60.0
+    login_success_limit: int = 30
+    login_success_window: float = 60.0
+    known_address_ttl: float = 30 * 86_400.0
+    max_sessions: int = 20
     metrics_bind: str | None = None
 
     @classmethod
@@ -123,6 +127,7 @@ class Settings:
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ConfigError(f"USERMGMT_LOG_LEVEL must be a logging level, got {log_level!r}")
         rate_limit = _rate(env, "USERMGMT_LOGIN_RATE_LIMIT", (5, 60.0))
+        success_limit = _rate(env, "USERMGMT_LOGIN_SUCCESS_LIMIT", (30, 60.0))
         return cls(
             database_url=env.get("DATABASE_URL") or None,
             data_dir=Path(env.get("USERMGMT_DATA_DIR") or "var"),
@@ -148,5 +153,10 @@ class Settings:
             session_ttl=_float(env, "USERMGMT_SESSION_TTL", 86_400.0, minimum=1.0),
             login_rate_limit=rate_limit[0],
             login_rate_window=rate_limit[1],
+            login_success_limit=success_limit[0],
+            login_success_window=success_limit[1],
+            known_address_ttl=_float(env, "USERMGMT_KNOWN_ADDRESS_TTL", 30 * 86_400.0,
+                                     minimum=0.0),
+            max_sessions=_int(env, "USERMGMT_MAX_SESSIONS", 20, minimum=1),
             metrics_bind=_host_port(env, "USERMGMT_METRICS_BIND"),
         )
