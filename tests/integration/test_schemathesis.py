@@ -16,8 +16,10 @@ The server runs one worker process: a user deleted through one worker is
 evicted from the other worker's cache by NOTIFY within milliseconds, and a
 fuzzer that reads it back in those milliseconds would report a stale read
 that the cache-coherence tests already bound (< 1 s) on purpose. Its login
-limit is raised: the fuzzer's random logins from 127.0.0.1 would otherwise
-lock its own re-login out; the limit has tests of its own.
+limits are raised: the fuzzer's random logins from 127.0.0.1 would otherwise
+lock its own re-login out, and it logs in again after every logout it
+tests, faster than the successful-login limit allows; the limits have
+tests of their own.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ RUN_TIMEOUT = 240
 def fuzzed_server(database_url: str, db: psycopg.Connection[Any], tmp_path: Path) -> Iterator[Server]:
     env = {"DATABASE_URL": database_url, "USERMGMT_DATA_DIR": str(tmp_path / "var"),
            "USERMGMT_DB_WORKERS": "2", "USERMGMT_LOGIN_RATE_LIMIT": "100000",
+           "USERMGMT_LOGIN_SUCCESS_LIMIT": "100000",
            "USERMGMT_LOG_LEVEL": "WARNING"}
     with Server(env, tmp_path / "server.log", workers=1) as running:
         yield running
