@@ -223,8 +223,11 @@ def openapi_document() -> dict[str, Any]:
                 "post": {
                     "operationId": "login",
                     "summary": "Log in: exchange an email and a password for a bearer token.",
-                    "description": "Failed attempts are limited per account and per client "
-                                   "address (429 with Retry-After).",
+                    "description": "Password checks are limited per account and per client "
+                                   "address, or per account and address once the account "
+                                   "has logged in from there; successful logins per account "
+                                   "(429 with Retry-After). A login past the session cap "
+                                   "ends the user's oldest sessions.",
                     "security": _ANONYMOUS,
                     "requestBody": {"required": True, "content": _json("Login")},
                     "responses": {
@@ -509,8 +512,9 @@ def openapi_document() -> dict[str, Any]:
                 "E422": _problem_response("Validation failed; `errors` lists each field "
                                           "(unknown fields and fields the caller may not set "
                                           "included)."),
-                "E429": _problem_response("Too many failed password checks for this account "
-                                          "or address.", _RETRY_AFTER),
+                "E429": _problem_response("Too many password checks for this account, address "
+                                          "or pair of them, or too many logins for this "
+                                          "account.", _RETRY_AFTER),
                 "E414": _gunicorn_response("Request line over 4094 bytes."),
                 "E431": _gunicorn_response("More than 50 header fields, or one over 4096 "
                                            "bytes."),
