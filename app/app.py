@@ -7,10 +7,14 @@ what they need.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from typing import Any
 
 import falcon
 import falcon.asgi
+import falcon.responders
+import falcon.routing
 import orjson
 
 from app.auth import AuthMiddleware, ListenerSplit
@@ -24,6 +28,7 @@ from app.resources.sessions import CurrentSession, SessionsCollection
 from app.resources.users import UserItem, UsersCollection
 from app.sessions_service import SessionsService
 from app.users_service import UsersService
+from app.validation import check_query_parameters
 
 __all__ = ["create_app"]
 
@@ -39,6 +44,51 @@ class OpenApiResource:
     async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = falcon.MEDIA_JSON
         resp.data = self._body
+
+
+class Router(falcon.routing.CompiledRouter):
+    """Falcon's router, with OPTIONS listed in the ``Allow`` of its own answer.
+
+    Falcon leaves OPTIONS out of that list, yet puts it in a 405's ``Allow``;
+    here every route answers OPTIONS with the methods a 405 names.
+    """
+
+    def map_http_methods(self, resource: object, **kwargs: Any) -> Any:
+        method_map: dict[str, Any] = super().map_http_methods(resource, **kwargs)
+        if "OPTIONS" not in method_map:
+            # "_asgi" is what falcon.asgi.App passes to add_route.
+            method_map["OPTIONS"] = falcon.responders.create_default_options(
+                sorted([*method_map, "OPTIONS"]), asgi=kwargs.get("_asgi", False))
+        return method_map
+
+
+class QueryParameters:
+    """Refuses (422) any query parameter that the operation does not define.
+
+    One rule for every route, read from the OpenAPI document, so that what
+    it promises and what is refused cannot drift apart; a route it does not
+    describe takes none. Runs after authentication: 401 comes first.
+    """
+
+    _CONVERTER = re.compile(r":[^}]*\}")  # "{user_id:int(min=1)}" -> "{user_id}"
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self._allowed = {
+            (path, method.upper()): frozenset(
+                p["name"] for p in operation.get("parameters", []) if p.get("in") == "query")
+            for path, item in document["paths"].items()
+            for method, operation in item.items() if method != "parameters"
+        }
+
+    async def process_resource(self, req: falcon.Request, resp: falcon.Response,
+                               resource: object, params: dict[str, Any]) -> None:
+        """Raises: ValidationFailed: naming each unknown or repeated parameter."""
+        method = req.method
+        # No route (404) or no such method (405, OPTIONS): Falcon's answer stands.
+        if not req.query_string or not hasattr(resource, "on_" + method.lower()):
+            return
+        template = self._CONVERTER.sub("}", req.uri_template or "")
+        check_query_parameters(req.params, self._allowed.get((template, method), ()))
 
 
 App = falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]
@@ -79,13 +129,14 @@ def create_app(
             setting reaches it, and guarded resources then fail (500) for
             want of a principal unless the caller supplies one.
     """
-    middleware: list[RequestMiddleware | ListenerSplit | AuthMiddleware] = [
+    middleware: list[RequestMiddleware | ListenerSplit | AuthMiddleware | QueryParameters] = [
         RequestMiddleware(metrics_enabled=metrics_enabled, access_log=access_log)]
     if metrics_port is not None:
         middleware.append(ListenerSplit(metrics_port))
     if not without_authentication:
         middleware.append(AuthMiddleware(sessions))
-    app: App = falcon.asgi.App(cors_enable=False, middleware=middleware)
+    middleware.append(QueryParameters(openapi_document()))
+    app: App = falcon.asgi.App(cors_enable=False, middleware=middleware, router=Router())
     app.req_options.strip_url_path_trailing_slash = True
     # Query strings are parsed strictly: "a=1&a=2" stays a list, so it can be refused.
     app.req_options.auto_parse_qs_csv = False

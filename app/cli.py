@@ -8,28 +8,44 @@ multiprocess mode the metrics directory must be set first (see
 ``DATABASE_URL`` it starts the embedded PostgreSQL under
 ``USERMGMT_DATA_DIR``, applies migrations, runs gunicorn until SIGTERM or
 Ctrl-C, and stops the database again.
+
+Whatever stops a command before it runs — a setting it cannot use, a port
+in use, a database it cannot reach or use — is one line on stderr,
+``usermgmt: ...``, and exit status 2 (configuration) or 1 (anything
+else); never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from app.config import ConfigError, Settings
+import psycopg
+
+from app.config import Bounds, ConfigError, Settings, one_line
 from app.embedded_db import DataDirInUse, EmbeddedPostgres, EmbeddedPostgresError
 from app.logs import configure_logging
 from app.migrations import apply_migrations
 
-__all__ = ["main"]
+__all__ = ["CannotStart", "main"]
 
 logger = logging.getLogger("usermgmt")
 
 DEFAULT_BIND = "127.0.0.1:8000"
+# Far beyond what one host serves well; what matters is that a typo (an
+# extra zero) is refused instead of forking thousands of processes.
+WORKERS = Bounds(1, 256)
+
+
+class CannotStart(RuntimeError):
+    """Something outside the configuration keeps a command from starting (exit status 1)."""
 
 
 def _bind(value: str) -> str:
@@ -39,14 +55,20 @@ def _bind(value: str) -> str:
     return value
 
 
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return number
+def _number_in(bounds: Bounds, integer: bool = False) -> Callable[[str], float]:
+    """An argparse type: a number (or an integer) within ``bounds``."""
+
+    def parse(value: str) -> float:
+        try:
+            number: float = int(value) if integer else float(value)
+        except ValueError:
+            number = math.nan
+        if not bounds.contains(number):
+            kind = "an integer" if integer else "a number"
+            raise argparse.ArgumentTypeError(f"expected {kind} {bounds.describe()}, got {value!r}")
+        return number
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP API under gunicorn")
     serve.add_argument("--bind", type=_bind, default=DEFAULT_BIND,
                        help=f"HOST:PORT to listen on (default {DEFAULT_BIND})")
-    serve.add_argument("--workers", type=_positive, default=os.cpu_count() or 1,
-                       help="worker processes (default: CPU count)")
+    serve.add_argument("--workers", type=_number_in(WORKERS, integer=True),
+                       default=os.cpu_count() or 1,
+                       help=f"worker processes, {WORKERS.describe()} (default: CPU count)")
     commands.add_parser("migrate", help="apply pending database migrations and exit")
     admin = commands.add_parser(
         "create-admin", help="create an admin (password from a prompt, or stdin if not a TTY)")
@@ -68,10 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="base URL of the server (default http://127.0.0.1:8000)")
     chaos.add_argument("--kind", default="any",
                        choices=["db_worker", "cache", "listener", "supervisor", "any"])
-    chaos.add_argument("--every", type=float, default=1.0, help="seconds between kills")
-    chaos.add_argument("--jitter", type=float, default=0.3,
+    chaos.add_argument("--every", type=_number_in(Bounds(0.001, 3600)), default=1.0,
+                       help="seconds between kills")
+    chaos.add_argument("--jitter", type=_number_in(Bounds(0, 1)), default=0.3,
                        help="relative jitter of the interval (0.3 = ±30%%)")
-    chaos.add_argument("--duration", type=float, default=10.0, help="seconds to run")
+    chaos.add_argument("--duration", type=_number_in(Bounds(0.001, 86_400)), default=10.0,
+                       help="seconds to run")
     chaos.add_argument("--token", help="bearer token sent with each kill")
     chaos.add_argument("--kill-db-connections", action="store_true",
                        help="instead: terminate every PostgreSQL backend of the service")
@@ -110,6 +135,65 @@ def _database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
     return url, embedded
 
 
+def check_binds_free(binds: Sequence[str]) -> None:
+    """Fail now, before any database starts, if an address cannot be listened on.
+
+    Binds the way gunicorn will (``SO_REUSEADDR``, IPv6 for an IPv6
+    literal), then lets go at once.
+
+    Raises:
+        ConfigError: if a host name does not resolve.
+        CannotStart: if the address is in use or not this host's.
+    """
+    from gunicorn.util import is_ipv6, parse_address
+
+    for bind in binds:
+        host, port = parse_address(bind)
+        with socket.socket(socket.AF_INET6 if is_ipv6(host) else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except socket.gaierror as exc:
+                raise ConfigError(f"cannot listen on {bind}: {exc.strerror}") from None
+            except OSError as exc:
+                raise CannotStart(f"cannot listen on {bind}: {exc.strerror}") from None
+
+
+def check_connection_budget(url: str, workers: int, settings: Settings) -> None:
+    """Refuse more connections than the database allows, and warn when a reload would.
+
+    Raises:
+        ConfigError: if ``workers`` processes would need more connections
+            than ``max_connections`` less the reserved ones.
+        psycopg.Error: if the database cannot be asked.
+    """
+    with psycopg.connect(url, autocommit=True, application_name="usermgmt-serve",
+                         connect_timeout=max(1, int(settings.db_connect_timeout))) as conn:
+        row = conn.execute(
+            "SELECT current_setting('max_connections')::int,"
+            " current_setting('superuser_reserved_connections')::int,"
+            # reserved_connections is new in PostgreSQL 16.
+            " coalesce(current_setting('reserved_connections', true)::int, 0)"
+        ).fetchone()
+    assert row is not None
+    limit, reserved = row[0], row[1] + row[2]
+    available = limit - reserved
+    per_process = settings.connections_per_process()
+    needed = workers * per_process
+    listener = " + 1 change listener" if settings.cache_enabled else ""
+    if needed > available:
+        raise ConfigError(
+            f"{workers} worker processes x ({settings.db_workers} USERMGMT_DB_WORKERS + 1 spare"
+            f"{listener}) = {needed} database connections, but the database allows "
+            f"{available} (max_connections {limit} less {reserved} reserved): lower "
+            "USERMGMT_DB_WORKERS or --workers")
+    if 2 * needed > available:
+        logger.warning(
+            "a HUP reload runs old and new workers side by side for a moment and would need "
+            "up to %d database connections of the %d allowed", 2 * needed, available,
+            extra={"event": "connection_budget_tight"})
+
+
 def prepare_metrics_dir(data_dir: Path) -> Path:
     """Create and empty the multiprocess metrics directory.
 
@@ -128,25 +212,35 @@ def prepare_metrics_dir(data_dir: Path) -> Path:
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
-    if settings.metrics_bind is not None and (
-            settings.metrics_bind.rpartition(":")[2] == args.bind.rpartition(":")[2]):
-        # The app tells the listeners apart by port alone.
-        print("usermgmt: configuration error: USERMGMT_METRICS_BIND must use another port "
-              f"than --bind ({args.bind})", file=sys.stderr)
-        return 2
-    prepare_metrics_dir(settings.data_dir)
+    binds = [args.bind]
+    if settings.metrics_bind is not None:
+        if settings.metrics_bind.rpartition(":")[2] == args.bind.rpartition(":")[2]:
+            # The app tells the listeners apart by port alone.
+            raise ConfigError(
+                f"USERMGMT_METRICS_BIND must use another port than --bind ({args.bind})")
+        # /metrics answers only on this second listener (see app.auth).
+        binds.append(settings.metrics_bind)
+    check_binds_free(binds)
+    try:
+        prepare_metrics_dir(settings.data_dir)
+    except OSError as exc:
+        raise CannotStart(f"cannot prepare the metrics directory {exc.filename}: "
+                          f"{exc.strerror}") from None
     from app import gunicorn_conf
 
+    # gunicorn forks its workers from inside run() below, so every worker
+    # that exits (SIGTERM, a timeout's SIGABRT, a HUP reload, a root
+    # supervisor's give-up) unwinds through this function too. Only this
+    # process, the master, may stop the database, and only once gunicorn
+    # has stopped every worker.
+    master_pid = os.getpid()
     url, embedded = _database(settings)
     try:
         apply_migrations(url, connect_timeout=settings.db_connect_timeout)
+        check_connection_budget(url, args.workers, settings)
         # Workers inherit the environment: same database, no second migration run.
         os.environ["DATABASE_URL"] = url
         os.environ["USERMGMT_MIGRATE_ON_START"] = "0"
-        binds = [args.bind]
-        if settings.metrics_bind is not None:
-            # /metrics answers only on this second listener (see app.auth).
-            binds.append(settings.metrics_bind)
         options: dict[str, Any] = {
             "bind": binds,
             "workers": args.workers,
@@ -160,20 +254,30 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             "limit_request_line": gunicorn_conf.limit_request_line,
             "limit_request_fields": gunicorn_conf.limit_request_fields,
             "limit_request_field_size": gunicorn_conf.limit_request_field_size,
+            **gunicorn_conf.control_socket(),
             **gunicorn_conf.hooks(),
         }
         _Gunicorn(options).run()
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
     finally:
-        if embedded is not None:
+        if embedded is not None and os.getpid() == master_pid:
             embedded.stop()
             logger.info("embedded PostgreSQL stopped", extra={"event": "embedded_db_stopped"})
     return 0
 
 
+def _database_beside_serve(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
+    """Like :func:`_database`, but when ``usermgmt serve`` owns the embedded
+    server, use it where it runs (and leave it running)."""
+    try:
+        return _database(settings)
+    except DataDirInUse:
+        return EmbeddedPostgres(settings.data_dir).url(), None
+
+
 def migrate(settings: Settings) -> int:
-    url, embedded = _database(settings)
+    url, embedded = _database_beside_serve(settings)
     try:
         applied = apply_migrations(url, connect_timeout=settings.db_connect_timeout)
     finally:
@@ -184,8 +288,6 @@ def migrate(settings: Settings) -> int:
 
 
 def create_admin(args: argparse.Namespace, settings: Settings) -> int:
-    import psycopg
-
     from app.bootstrap import AdminExists, create_admin, explain, read_password
     from app.validation import ValidationFailed
 
@@ -194,11 +296,7 @@ def create_admin(args: argparse.Namespace, settings: Settings) -> int:
     except (ValueError, EOFError) as exc:
         print(f"usermgmt: {exc}", file=sys.stderr)
         return 2
-    try:
-        url, embedded = _database(settings)
-    except DataDirInUse:
-        # `usermgmt serve` owns the embedded server: use it where it runs.
-        url, embedded = EmbeddedPostgres(settings.data_dir).url(), None
+    url, embedded = _database_beside_serve(settings)
     try:
         apply_migrations(url, connect_timeout=settings.db_connect_timeout)
         user_id = create_admin(url, args.email, args.name, password)
@@ -209,7 +307,7 @@ def create_admin(args: argparse.Namespace, settings: Settings) -> int:
         print(f"usermgmt: not created: {exc}", file=sys.stderr)
         return 1
     except psycopg.Error as exc:
-        print(f"usermgmt: not created: database error: {exc}", file=sys.stderr)
+        print(f"usermgmt: not created: database error: {one_line(exc)}", file=sys.stderr)
         return 1
     finally:
         if embedded is not None:
@@ -246,11 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-    except ConfigError as exc:
-        print(f"usermgmt: configuration error: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(settings.log_level)
-    try:
+        configure_logging(settings.log_level)
         if args.command == "serve":
             return serve(args, settings)
         if args.command == "migrate":
@@ -259,8 +353,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return create_admin(args, settings)
         if args.command == "chaos":
             return chaos(args, settings)
-    except EmbeddedPostgresError as exc:
+    except ConfigError as exc:
+        print(f"usermgmt: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except (EmbeddedPostgresError, CannotStart) as exc:
         print(f"usermgmt: {exc}", file=sys.stderr)
+        return 1
+    except psycopg.Error as exc:
+        # libpq's messages name host, port, database and user, never a password.
+        print(f"usermgmt: database error: {one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -6,41 +6,110 @@ embedded PostgreSQL; production sets ``DATABASE_URL`` and sizes the pool.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ConfigError", "Settings"]
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+__all__ = [
+    "BOUNDS",
+    "LOGIN_RATE_WINDOW",
+    "POOL_SPARE_CONNECTIONS",
+    "Bounds",
+    "ConfigError",
+    "Settings",
+    "one_line",
+]
 
 
 class ConfigError(ValueError):
     """An environment variable holds a value the service cannot use."""
 
 
-def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """The values a numeric setting may take: ``low`` to ``high`` inclusive, finite."""
+
+    low: float
+    high: float
+
+    def describe(self) -> str:
+        return f"from {_number(self.low)} to {_number(self.high)}"
+
+    def contains(self, value: float) -> bool:
+        # NaN compares false with everything: ask for "inside", never "outside".
+        return math.isfinite(value) and self.low <= value <= self.high
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if value == int(value) else f"{value:g}"
+
+
+DAY = 86_400
+# Every numeric setting and what it may be. The limits are what the
+# runtime and PostgreSQL can hold (threading waits, libpq's integer
+# seconds, statement_timeout in int milliseconds, timestamps plus
+# intervals) and what is sensible; README.md's configuration table states
+# the same ranges (a test checks that they agree).
+BOUNDS: Mapping[str, Bounds] = {
+    "USERMGMT_DB_WORKERS": Bounds(1, 500),
+    "USERMGMT_DB_CHECKOUT_TIMEOUT": Bounds(0.001, DAY),
+    "USERMGMT_DB_CONNECT_TIMEOUT": Bounds(0.1, DAY),
+    "USERMGMT_STATEMENT_TIMEOUT": Bounds(0.01, DAY),
+    "USERMGMT_REQUEST_TIMEOUT": Bounds(0.1, DAY),
+    "USERMGMT_HEADER_TIMEOUT": Bounds(0.1, DAY),
+    "USERMGMT_BODY_TIMEOUT": Bounds(0.1, DAY),
+    "USERMGMT_RETRY_AFTER": Bounds(1, DAY),
+    "USERMGMT_QUEUE_TARGET": Bounds(0.001, DAY),
+    "USERMGMT_QUEUE_INTERVAL": Bounds(0.01, DAY),
+    "USERMGMT_CACHE_TTL": Bounds(0.001, DAY),
+    "USERMGMT_CACHE_MAX_ENTRIES": Bounds(1, 10_000_000),
+    "USERMGMT_SESSION_TTL": Bounds(1, 365 * DAY),
+    # N of USERMGMT_LOGIN_RATE_LIMIT's N/SECONDS; SECONDS just below.
+    "USERMGMT_LOGIN_RATE_LIMIT": Bounds(1, 1_000_000),
+    "USERMGMT_LOGIN_SUCCESS_LIMIT": Bounds(1, 1_000_000),
+    "USERMGMT_MAX_SESSIONS": Bounds(1, 10_000),
+    "USERMGMT_KNOWN_ADDRESS_TTL": Bounds(1, 365 * DAY),
+}
+LOGIN_RATE_WINDOW = Bounds(0.001, DAY)
+
+# The connection pool of a worker process holds one more connection than it
+# has DbWorkers (app.runtime), so that a replacement DbWorker need not wait
+# for its predecessor's broken connection to be discarded.
+POOL_SPARE_CONNECTIONS = 1
+
+
+def _refused(name: str, raw: str, kind: str) -> ConfigError:
+    return ConfigError(f"{name} must be {kind} {BOUNDS[name].describe()}, got {raw!r}")
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
+        raise _refused(name, raw, "a number") from None
+    if not BOUNDS[name].contains(value):
+        raise _refused(name, raw, "a number")
     return value
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
+        raise _refused(name, raw, "an integer") from None
+    if not BOUNDS[name].contains(value):
+        raise _refused(name, raw, "an integer")
     return value
 
 
@@ -57,7 +126,7 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 
 def _rate(env: Mapping[str, str], name: str, default: tuple[int, float]) -> tuple[int, float]:
-    """``N`` (per minute) or ``N/SECONDS``: N >= 1 events per window."""
+    """``N`` (per minute) or ``N/SECONDS``: N events per window."""
     raw = (env.get(name) or "").strip()
     if not raw:
         return default
@@ -65,10 +134,30 @@ def _rate(env: Mapping[str, str], name: str, default: tuple[int, float]) -> tupl
     try:
         value = (int(count), float(window) if window else 60.0)
     except ValueError:
-        raise ConfigError(f"{name} must be N or N/SECONDS, got {raw!r}") from None
-    if value[0] < 1 or not value[1] > 0:
-        raise ConfigError(f"{name} must be N or N/SECONDS with N >= 1, got {raw!r}")
+        value = (0, math.nan)
+    if not (BOUNDS[name].contains(value[0]) and LOGIN_RATE_WINDOW.contains(value[1])):
+        raise ConfigError(
+            f"{name} must be N or N/SECONDS with N {BOUNDS[name].describe()} and SECONDS "
+            f"{LOGIN_RATE_WINDOW.describe()}, got {raw!r}")
     return value
+
+
+def _database_url(env: Mapping[str, str]) -> str | None:
+    raw = env.get("DATABASE_URL") or None
+    if raw is not None:
+        try:
+            conninfo_to_dict(raw)
+        except psycopg.Error as exc:
+            # libpq's message names the bad part, never the password.
+            raise ConfigError(
+                f"DATABASE_URL is not a PostgreSQL URL or conninfo string: {one_line(exc)}"
+            ) from None
+    return raw
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line (libpq's span several)."""
+    return "; ".join(part.strip() for part in str(error).splitlines() if part.strip())
 
 
 def _host_port(env: Mapping[str, str], name: str) -> str | None:
@@ -115,6 +204,14 @@ class Settings:
     max_sessions: int = 20
     metrics_bind: str | None = None
 
+    def connections_per_process(self) -> int:
+        """Database connections one worker process may hold at once.
+
+        Its DbWorkers, the pool's spare (see :data:`POOL_SPARE_CONNECTIONS`)
+        and, with the cache on, the change listener's own connection.
+        """
+        return self.db_workers + POOL_SPARE_CONNECTIONS + (1 if self.cache_enabled else 0)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``env`` (default: ``os.environ``).
@@ -129,18 +226,18 @@ class Settings:
         rate_limit = _rate(env, "USERMGMT_LOGIN_RATE_LIMIT", (5, 60.0))
         success_limit = _rate(env, "USERMGMT_LOGIN_SUCCESS_LIMIT", (30, 60.0))
         return cls(
-            database_url=env.get("DATABASE_URL") or None,
+            database_url=_database_url(env),
             data_dir=Path(env.get("USERMGMT_DATA_DIR") or "var"),
-            db_workers=_int(env, "USERMGMT_DB_WORKERS", 4, minimum=1),
-            db_checkout_timeout=_float(env, "USERMGMT_DB_CHECKOUT_TIMEOUT", 1.0, minimum=0.001),
-            queue_target=_float(env, "USERMGMT_QUEUE_TARGET", 0.05, minimum=0.001),
-            queue_interval=_float(env, "USERMGMT_QUEUE_INTERVAL", 1.0, minimum=0.01),
-            db_connect_timeout=_float(env, "USERMGMT_DB_CONNECT_TIMEOUT", 5.0, minimum=0.1),
-            statement_timeout=_float(env, "USERMGMT_STATEMENT_TIMEOUT", 5.0, minimum=0.01),
-            request_timeout=_float(env, "USERMGMT_REQUEST_TIMEOUT", 10.0, minimum=0.1),
-            header_timeout=_float(env, "USERMGMT_HEADER_TIMEOUT", 10.0, minimum=0.1),
-            body_timeout=_float(env, "USERMGMT_BODY_TIMEOUT", 15.0, minimum=0.1),
-            retry_after=_int(env, "USERMGMT_RETRY_AFTER", 1, minimum=1),
+            db_workers=_int(env, "USERMGMT_DB_WORKERS", 4),
+            db_checkout_timeout=_float(env, "USERMGMT_DB_CHECKOUT_TIMEOUT", 1.0),
+            queue_target=_float(env, "USERMGMT_QUEUE_TARGET", 0.05),
+            queue_interval=_float(env, "USERMGMT_QUEUE_INTERVAL", 1.0),
+            db_connect_timeout=_float(env, "USERMGMT_DB_CONNECT_TIMEOUT", 5.0),
+            statement_timeout=_float(env, "USERMGMT_STATEMENT_TIMEOUT", 5.0),
+            request_timeout=_float(env, "USERMGMT_REQUEST_TIMEOUT", 10.0),
+            header_timeout=_float(env, "USERMGMT_HEADER_TIMEOUT", 10.0),
+            body_timeout=_float(env, "USERMGMT_BODY_TIMEOUT", 15.0),
+            retry_after=_int(env, "USERMGMT_RETRY_AFTER", 1),
             migrate_on_start=_bool(env, "USERMGMT_MIGRATE_ON_START", True),
             log_level=log_level,
             application_name=env.get("USERMGMT_APPLICATION_NAME") or "usermgmt",
@@ -148,15 +245,14 @@ class Settings:
             metrics_enabled=_bool(env, "USERMGMT_METRICS_ENABLED", True),
             access_log=_bool(env, "USERMGMT_ACCESS_LOG", True),
             cache_enabled=_bool(env, "USERMGMT_CACHE_ENABLED", True),
-            cache_ttl=_float(env, "USERMGMT_CACHE_TTL", 60.0, minimum=0.001),
-            cache_max_entries=_int(env, "USERMGMT_CACHE_MAX_ENTRIES", 100_000, minimum=1),
-            session_ttl=_float(env, "USERMGMT_SESSION_TTL", 86_400.0, minimum=1.0),
+            cache_ttl=_float(env, "USERMGMT_CACHE_TTL", 60.0),
+            cache_max_entries=_int(env, "USERMGMT_CACHE_MAX_ENTRIES", 100_000),
+            session_ttl=_float(env, "USERMGMT_SESSION_TTL", 86_400.0),
             login_rate_limit=rate_limit[0],
             login_rate_window=rate_limit[1],
             login_success_limit=success_limit[0],
             login_success_window=success_limit[1],
-            known_address_ttl=_float(env, "USERMGMT_KNOWN_ADDRESS_TTL", 30 * 86_400.0,
-                                     minimum=0.0),
-            max_sessions=_int(env, "USERMGMT_MAX_SESSIONS", 20, minimum=1),
+            known_address_ttl=_float(env, "USERMGMT_KNOWN_ADDRESS_TTL", 30 * 86_400.0),
+            max_sessions=_int(env, "USERMGMT_MAX_SESSIONS", 20),
             metrics_bind=_host_port(env, "USERMGMT_METRICS_BIND"),
         )

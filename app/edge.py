@@ -62,6 +62,9 @@ _INF = float("inf")
 _PROBLEM_TYPE_BASE = "urn:usermgmt:problem:"
 # How often each worker process looks for connections past their deadline.
 SWEEP_INTERVAL = 1.0
+# How long a stopping worker keeps an idle kept-alive connection open for a
+# request its client may already be sending (gunicorn's gthread: the same).
+STOP_KEEPALIVE_LINGER = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +115,7 @@ _MALFORMED = problem_response(
     400, "Bad Request", "malformed-request", "the request is not valid HTTP/1.1")
 _HEADER_TIMEOUT = problem_response(
     408, "Request Timeout", "request-timeout", "the request head took too long to arrive")
+_IDLE = b"idle"  # an idle keep-alive connection: closed without a word, never sent
 _BODY_TIMEOUT = problem_response(
     408, "Request Timeout", "request-timeout", "the request body took too long to arrive")
 
@@ -139,7 +143,28 @@ class EdgeProtocol(HttpToolsProtocol):
         self._received = False
         self._url_bytes = 0
         self._has_body = False
+        self._stopping = False
         _Sweeper.watch(self.loop, self.connections)
+
+    def shutdown(self) -> None:
+        """The worker stops (SIGTERM, a HUP reload): finish, then close.
+
+        uvicorn closes an idle kept-alive connection at once, resetting a
+        request its client sent meanwhile on a connection it had every
+        reason to reuse. Instead it lingers: a request arriving within
+        :data:`STOP_KEEPALIVE_LINGER` is answered, with ``Connection:
+        close``; a connection still idle then is closed.
+        """
+        self._stopping = True
+        if self.cycle is None or self.cycle.response_complete:
+            self.loop.call_later(STOP_KEEPALIVE_LINGER, self._close_if_idle)
+        else:
+            self.cycle.keep_alive = False
+
+    def _close_if_idle(self) -> None:
+        if not self.transport.is_closing() and (
+                self.cycle is None or self.cycle.response_complete):
+            self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         self._unset_keepalive_if_required()
@@ -198,12 +223,42 @@ class EdgeProtocol(HttpToolsProtocol):
         else:
             self.deadline = _INF
             self._phase_timeout = None
-        super().on_headers_complete()
+        # The request's cycle writes through a transport that sends the
+        # response head with the first part of the body: one write (one
+        # system call, one TCP segment) per response instead of two.
+        transport = self.transport
+        held = _HeadWithBody(transport)
+        self.transport = held  # type: ignore[assignment]
+        try:
+            super().on_headers_complete()
+        finally:
+            self.transport = transport
+        cycle = self.cycle
+        if cycle is not None and cycle.transport is held:  # type: ignore[comparison-overlap]
+            # A response without a body part (to HEAD) is complete all the same.
+            cycle.on_response = held.flushing(cycle.on_response)
+            if self._stopping:
+                cycle.keep_alive = False  # the last request on this connection
 
     def on_message_complete(self) -> None:
         self.deadline = _INF
         self._phase_timeout = None
         super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        # uvicorn's, except that an idle keep-alive connection gets a
+        # deadline for the sweep instead of a timer of its own.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self.deadline = self.loop.time() + self.timeout_keep_alive
+            self._phase_timeout = _IDLE
 
     # -- deadlines ------------------------------------------------------
 
@@ -212,8 +267,9 @@ class EdgeProtocol(HttpToolsProtocol):
         if self.deadline > now or self.transport.is_closing():
             return
         cycle = self.cycle
-        if not self._received and self._phase_timeout is _HEADER_TIMEOUT:
-            self.transport.close()  # it never said anything: nobody to answer
+        if self._phase_timeout is _IDLE or (
+                not self._received and self._phase_timeout is _HEADER_TIMEOUT):
+            self.transport.close()  # idle, or it never said anything: nobody to answer
         elif cycle is not None and cycle.response_started and not cycle.response_complete:
             self.transport.close()
         elif self._phase_timeout is not None:
@@ -231,6 +287,57 @@ class EdgeProtocol(HttpToolsProtocol):
                 cycle.response_complete = cycle.disconnected = True
                 cycle.message_event.set()
         self.transport.close()
+
+
+class _HeadWithBody:
+    """A request's view of its connection that holds the response head for the body.
+
+    uvicorn writes a response's status line and headers, then its body, as
+    two writes. This holds the first (non-informational) write and sends it
+    with the next one, or when the connection is closed. Everything else
+    goes straight to the connection.
+    """
+
+    __slots__ = ("_held", "_passing", "_transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._held: bytes | None = None
+        self._passing = False
+
+    def write(self, data: bytes) -> None:
+        if self._passing:
+            self._transport.write(data)
+        elif self._held is not None:
+            self._passing = True
+            self._transport.write(self._held + data)
+            self._held = None
+        elif data.startswith(b"HTTP/1.1 1"):  # 100 Continue: the client waits for it
+            self._transport.write(data)
+        else:
+            self._held = data
+
+    def flush(self) -> None:
+        """Send what is held (a response without a body part, e.g. to HEAD)."""
+        self._passing = True
+        held, self._held = self._held, None
+        if held is not None:
+            self._transport.write(held)
+
+    def flushing(self, on_response: Callable[[], None]) -> Callable[[], None]:
+        """``on_response``, after sending what is held."""
+        def complete() -> None:
+            self.flush()
+            on_response()
+
+        return complete
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 class _Sweeper:

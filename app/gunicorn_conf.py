@@ -22,7 +22,7 @@ import logging
 import os
 from typing import Any
 
-__all__ = ["hooks"]
+__all__ = ["control_socket", "hooks"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,11 @@ keepalive = 5
 limit_request_line = 4094
 limit_request_fields = 50
 limit_request_field_size = 4096
+# gunicorn 25+ binds a control socket at one path per user by default
+# (~/.gunicorn/gunicorn.ctl): every server of that user would share it,
+# the last one started taking it over and the first one stopped deleting
+# it for the others. Reload and stop by signal instead (HUP, TERM).
+control_socket_disable = True
 
 
 def on_starting(server: Any) -> None:
@@ -76,6 +81,15 @@ def child_exit(server: Any, worker: Any) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def control_socket() -> dict[str, Any]:
+    """The control-socket setting, as gunicorn settings (none before gunicorn 25.1)."""
+    from gunicorn.config import KNOWN_SETTINGS
+
+    if any(setting.name == "control_socket_disable" for setting in KNOWN_SETTINGS):
+        return {"control_socket_disable": control_socket_disable}
+    return {}
 
 
 def hooks() -> dict[str, Any]:

@@ -70,11 +70,14 @@ def require_media_type(req: falcon.Request, allowed: Iterable[str]) -> None:
 
 
 def _too_large() -> Problem:
+    # The rest of the body is not read: the connection cannot carry another
+    # request after it, so it is closed once the answer is out.
     return Problem(
         413,
         f"the body must be at most {MAX_BODY_BYTES} bytes",
         problem_type="body-too-large",
         title="Content Too Large",
+        headers={"Connection": "close"},
     )
 
 

@@ -13,9 +13,9 @@ or emails).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
-import time
 from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +32,8 @@ from prometheus_client import (
 from prometheus_client import multiprocess as prom_multiprocess
 
 from supervisors import SupervisorEvent
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
@@ -280,9 +282,8 @@ _CACHE_EVICTIONS = {
 }
 
 
-# These hooks run on every request (a cache hit, a query): the labelled
-# children are looked up once, lazily, because ``labels()`` takes a lock and
-# builds a key each time.
+# Labelled children used on every request (a query, a checkout) are looked
+# up once, lazily, because ``labels()`` takes a lock and builds a key each time.
 _children: dict[tuple[str, str], Any] = {}
 
 
@@ -294,22 +295,54 @@ def _child(metric: Any, label: str) -> Any:
     return child
 
 
-def count_cache_stat(name: str, n: int) -> None:
-    """The cache's stat hook: lookups by result, evictions by reason."""
-    result = _CACHE_RESULTS.get(name)
-    if result is not None:
-        TALLY.count(_child(CACHE_REQUESTS, result), n)
-        return
-    reason = _CACHE_EVICTIONS.get(name)
-    if reason is not None:
-        TALLY.count(_child(CACHE_EVICTIONS, reason), n)
+class CacheCounters:
+    """A cache's lookups (and evictions) exported from its own counters.
 
+    A cache table counts hits, misses and evictions in plain integers; a
+    hook per lookup would add a tally count to every request. Instead
+    :meth:`sample` (every second, and before a scrape) adds what the
+    counters gained since the last sample to the Prometheus series. A
+    table lives as long as its cache actor: when the handle points at a new
+    one, the old table's last counts are exported first, then the new
+    table's from zero, so nothing is counted twice or lost.
 
-def count_token_cache_stat(name: str, n: int) -> None:
-    """The token cache's stat hook: lookups by result (evictions are not counted)."""
-    result = _CACHE_RESULTS.get(name)
-    if result is not None:
-        TALLY.count(_child(TOKEN_CACHE_REQUESTS, result), n)
+    Args:
+        handle: the cache's handle (it re-points at each new table).
+        requests: the lookups counter, labelled by result.
+        evictions: the evictions counter, labelled by reason, if counted.
+    """
+
+    def __init__(self, handle: Any, requests: Any, evictions: Any | None = None) -> None:
+        self._handle = handle
+        self._requests = requests
+        self._evictions = evictions
+        self._lock = threading.Lock()
+        self._table: Any = None
+        self._seen: dict[str, int] = {}
+
+    def sample(self) -> None:
+        with self._lock:
+            table = self._handle.table
+            if table is not self._table:
+                if self._table is not None:
+                    self._export(self._table.stats())
+                self._table = table
+                self._seen = {}
+            self._export(table.stats())
+
+    def _export(self, stats: Any) -> None:
+        for name, result in _CACHE_RESULTS.items():
+            self._add(stats, name, self._requests, result)
+        if self._evictions is not None:
+            for name, reason in _CACHE_EVICTIONS.items():
+                self._add(stats, name, self._evictions, reason)
+
+    def _add(self, stats: Any, name: str, metric: Any, label: str) -> None:
+        value: int = getattr(stats, name)
+        delta = value - self._seen.get(name, 0)
+        if delta > 0:
+            _child(metric, label).inc(delta)
+            self._seen[name] = value
 
 
 def count_login(result: str) -> None:
@@ -367,6 +400,10 @@ class MetricsSampler:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+        try:  # the last second's counts, whatever state the actors are in
+            self._sample()
+        except Exception:
+            logger.exception("the last metrics sample failed", extra={"event": "sample_failed"})
         TALLY.flush()
 
     def sample_now(self) -> None:
@@ -387,5 +424,5 @@ class MetricsSampler:
                 self.sample_now()
                 IN_FLIGHT.sample()
                 TALLY.flush()
-            except Exception:
-                time.sleep(self._interval)
+            except Exception:  # logged, and tried again next interval
+                logger.exception("sampling metrics failed", extra={"event": "sample_failed"})

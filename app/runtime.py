@@ -21,7 +21,7 @@ from actors.change_listener import Coherence
 from actors.errors import Unavailable
 from actors.worker_pool import WorkerPool
 from app import metrics
-from app.config import Settings
+from app.config import POOL_SPARE_CONNECTIONS, Settings
 from app.metrics import MetricsSampler
 from app.passwords import Passwords
 from app.resources.health import ReadinessCheck
@@ -84,6 +84,7 @@ class Runtime:
         self._instrumented = instrumented
         self.draining = threading.Event()
         self._sampler: MetricsSampler | None = None
+        self._cache_counters: list[metrics.CacheCounters] = []
         self.connections: ConnectionPool | None = None
         self.workers = WorkerPool(
             on_wait=metrics.observe_checkout_wait if instrumented else None,
@@ -147,9 +148,7 @@ class Runtime:
             self.database_url,
             kwargs=self.connection_kwargs(),
             min_size=n,
-            # One spare so a replacement worker need not wait for the
-            # pool to discard its predecessor's broken connection.
-            max_size=n + 1,
+            max_size=n + POOL_SPARE_CONNECTIONS,
             open=False,
             name="usermgmt",
             timeout=self.settings.db_connect_timeout,
@@ -158,10 +157,13 @@ class Runtime:
         )
         self.connections.open(wait=False)
         cache = None
-        if self.cache is not None and self._instrumented:
-            self.cache.on_stat = metrics.count_cache_stat
-        if self.tokens is not None and self._instrumented:
-            self.tokens.on_stat = metrics.count_token_cache_stat
+        self._cache_counters = [
+            metrics.CacheCounters(handle, requests, evictions)
+            for handle, requests, evictions in (
+                (self.cache, metrics.CACHE_REQUESTS, metrics.CACHE_EVICTIONS),
+                (self.tokens, metrics.TOKEN_CACHE_REQUESTS, None))
+            if handle is not None and self._instrumented
+        ]
         if self.cache is not None:
             kwargs = self.connection_kwargs()
             cache = CacheWiring(
@@ -218,6 +220,8 @@ class Runtime:
             metrics.ACTOR_MAILBOX_DEPTH.labels(kind).set(depth[kind])
         if self.cache is not None:
             metrics.CACHE_ENTRIES.set(len(self.cache.table))
+        for counters in self._cache_counters:
+            counters.sample()
 
     def sample_now(self) -> None:
         """Refresh this process's sampled gauges (right before a scrape)."""

@@ -11,7 +11,7 @@ import base64
 import binascii
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,7 @@ __all__ = [
     "LoginFields",
     "UserFields",
     "ValidationFailed",
+    "check_query_parameters",
     "decode_cursor",
     "encode_cursor",
     "validate_list_query",
@@ -377,6 +378,22 @@ def decode_cursor(cursor: str) -> int:
     return value
 
 
+def check_query_parameters(params: Mapping[str, Any], allowed: Collection[str]) -> None:
+    """Refuse query parameters other than ``allowed``, and any given twice.
+
+    The same rule on every route: a misspelt parameter is an error, not
+    silently ignored.
+
+    Raises:
+        ValidationFailed: naming each unknown or repeated parameter.
+    """
+    errors = [FieldError(_field_name(key), "unknown query parameter" if key not in allowed
+                         else "must be given once")
+              for key, value in params.items() if key not in allowed or not isinstance(value, str)]
+    if errors:
+        raise ValidationFailed(errors)
+
+
 def validate_list_query(params: Mapping[str, Any]) -> ListQuery:
     """Validate ``limit``, ``after`` and ``email`` of ``GET /api/users``.
 
@@ -384,14 +401,8 @@ def validate_list_query(params: Mapping[str, Any]) -> ListQuery:
         ValidationFailed: for a bad limit or cursor, a malformed email
             filter, a repeated parameter, or an unknown parameter.
     """
+    check_query_parameters(params, ("limit", "after", "email"))
     errors: list[FieldError] = []
-    for key, value in params.items():
-        if key not in ("limit", "after", "email"):
-            errors.append(FieldError(_field_name(key), "unknown query parameter"))
-        elif not isinstance(value, str):
-            errors.append(FieldError(key, "must be given once"))
-    if errors:
-        raise ValidationFailed(errors)
     limit = DEFAULT_LIMIT
     raw_limit = params.get("limit")
     if raw_limit is not None:

@@ -28,6 +28,7 @@ from app.config import Settings
 from app.embedded_db import EmbeddedPostgres
 from app.migrations import apply_migrations
 from app.runtime import Runtime
+from perf.servers import open_to_the_database
 from supervisors import crash
 
 
@@ -106,7 +107,7 @@ def main() -> None:
     embedded = None
     url = args.database_url
     if url is None:
-        embedded = EmbeddedPostgres(tempfile.mkdtemp(prefix="um-bench-"))
+        embedded = EmbeddedPostgres(open_to_the_database(Path(tempfile.mkdtemp(prefix="um-bench-"))))
         url = embedded.start()
     try:
         apply_migrations(url)

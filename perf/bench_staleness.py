@@ -22,6 +22,7 @@ import requests
 
 from app.embedded_db import EmbeddedPostgres
 from app.migrations import apply_migrations
+from perf.servers import open_to_the_database
 from tests.integration.server import Server
 
 
@@ -35,7 +36,7 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=200)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="um-stale-"))
+    workdir = open_to_the_database(Path(tempfile.mkdtemp(prefix="um-stale-")))
     database = EmbeddedPostgres(workdir / "db")
     url = database.start()
     windows: list[float] = []

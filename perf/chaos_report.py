@@ -26,6 +26,7 @@ import requests
 from app.chaos import kill_db_connections
 from app.embedded_db import EmbeddedPostgres
 from app.migrations import apply_migrations
+from perf.servers import open_to_the_database
 from tests.chaos.scenarios import (
     Recorder,
     ScenarioResult,
@@ -200,7 +201,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--overload-seconds", type=float, default=30.0)
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="um-chaos-"))
+    workdir = open_to_the_database(Path(tempfile.mkdtemp(prefix="um-chaos-")))
     database = EmbeddedPostgres(workdir / "db")
     url = database.start()
     results: list[Any] = []

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -23,6 +24,12 @@ from perf.constant_rate import ConstantRateResult
 from perf.wrk_runner import WrkResult
 
 __all__ = [
+    "FASTAPI",
+    "REFERENCE",
+    "SERVICE",
+    "SIDES",
+    "SIDE_LABELS",
+    "CacheLookups",
     "ConstantRateRow",
     "SideResult",
     "SoakResult",
@@ -30,11 +37,22 @@ __all__ = [
     "environment",
     "render_markdown",
     "render_text",
+    "roles_of",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("falcon", "gunicorn", "pykka", "psycopg", "psycopg-pool")
+PACKAGES = ("falcon", "gunicorn", "pykka", "psycopg", "psycopg-pool", "fastapi", "starlette",
+            "uvicorn", "uvicorn-worker", "uvloop", "httptools", "asyncpg", "orjson")
 MIB = 1024 * 1024
+
+# The servers a workload runs on, in the order of the report's columns: the
+# service first, every ratio is the service's over another server's.
+SERVICE = "service"
+FASTAPI = "fastapi"
+REFERENCE = "reference"
+SIDES = (SERVICE, FASTAPI, REFERENCE)
+SIDE_LABELS = {SERVICE: "service", FASTAPI: "FastAPI", REFERENCE: "Falcon ref"}
+MISSING = "—"
 
 
 @dataclass
@@ -47,43 +65,76 @@ class SideResult:
     rss_after: int
     worker_restarts: int
     rounds_other_cpu_cores: list[float] = field(default_factory=list)
+    # CPU time (user + system) of the worker processes per request, µs, per round.
+    rounds_cpu_us: list[float] = field(default_factory=list)
+
+    @property
+    def cpu_us(self) -> float | None:
+        """Median worker CPU per request over the rounds (None: not measured)."""
+        return statistics.median(self.rounds_cpu_us) if self.rounds_cpu_us else None
 
     def to_json(self) -> dict[str, Any]:
         return {"median": self.median.to_json(), "rounds": [r.to_json() for r in self.rounds],
                 "rounds_other_cpu_cores": [round(c, 2) for c in self.rounds_other_cpu_cores],
+                "rounds_cpu_us": [round(c, 1) for c in self.rounds_cpu_us],
                 "rss_before_mib": round(self.rss_before / MIB, 1),
                 "rss_after_mib": round(self.rss_after / MIB, 1),
                 "worker_restarts": self.worker_restarts}
 
 
 @dataclass
+class CacheLookups:
+    """The service's users-cache lookups during its runs of a workload, per round."""
+
+    hits: list[int] = field(default_factory=list)
+    misses: list[int] = field(default_factory=list)
+
+    @staticmethod
+    def ratio(hits: int, misses: int) -> float | None:
+        return hits / (hits + misses) if hits + misses else None
+
+    @property
+    def hit_ratio(self) -> float | None:
+        """Hits over all lookups of every round (None: no lookups)."""
+        return self.ratio(sum(self.hits), sum(self.misses))
+
+    def to_json(self) -> dict[str, Any]:
+        ratio = self.hit_ratio
+        return {"hits": self.hits, "misses": self.misses,
+                "hit_ratio": None if ratio is None else round(ratio, 4)}
+
+
+@dataclass
 class WorkloadRow:
-    """A workload measured on the service and on the reference."""
+    """A workload measured on each server (``sides`` by role, in ``SIDES`` order)."""
 
     name: str
     description: str
-    service: SideResult
-    reference: SideResult
+    sides: dict[str, SideResult]
     other_cpu_cores: float = 0.0  # used by processes outside the benchmark meanwhile
+    cache: CacheLookups | None = None  # the service's, when it exposes them
+
+    @property
+    def service(self) -> SideResult:
+        return self.sides[SERVICE]
 
     def to_json(self) -> dict[str, Any]:
         return {"workload": self.name, "description": self.description,
-                "service": self.service.to_json(), "reference": self.reference.to_json(),
+                **{role: side.to_json() for role, side in self.sides.items()},
+                "service_cache": self.cache.to_json() if self.cache else None,
                 "other_cpu_cores": round(self.other_cpu_cores, 2)}
 
 
 @dataclass
 class ConstantRateRow:
-    """Open-loop latency of cached GETs on both servers."""
+    """Open-loop latency of cached GETs on each server run (``sides`` by role)."""
 
     name: str
-    service: ConstantRateResult
-    reference: ConstantRateResult
+    sides: dict[str, ConstantRateResult]
     other_cpu_cores: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "service": self.service.to_json(),
-                "reference": self.reference.to_json(),
+        return {"name": self.name, **{role: r.to_json() for role, r in self.sides.items()},
                 "other_cpu_cores": round(self.other_cpu_cores, 2)}
 
 
@@ -175,45 +226,102 @@ def environment(settings: Mapping[str, str]) -> dict[str, str]:
 
 # -- rendering ------------------------------------------------------------
 
-HEADER = ("workload", "service rps", "reference rps", "ratio",
-          "service p50/p99/p99.9 ms", "reference p50/p99/p99.9 ms",
-          "errors svc · ref (5xx/4xx/sock)")
+
+def roles_of(rows: Sequence[WorkloadRow | ConstantRateRow]) -> list[str]:
+    """The servers that appear in any row, in column order."""
+    present = {role for row in rows for role in row.sides}
+    return [role for role in SIDES if role in present]
 
 
-def _latencies(p50: float, p99: float, p999: float) -> str:
-    return f"{p50:.1f} / {p99:.1f} / {p999:.1f}"
+def _labels(roles: Sequence[str], suffix: str = "") -> list[str]:
+    return [f"{SIDE_LABELS[role]}{suffix}" for role in roles]
+
+
+def _others(roles: Sequence[str]) -> list[str]:
+    return [role for role in roles if role != SERVICE]
+
+
+def _latencies(*values: float) -> str:
+    return " / ".join(f"{v:.1f}" for v in values)
 
 
 def _errors(s5xx: int, s4xx: int, sock: int) -> str:
     return f"{s5xx}/{s4xx}/{sock}"
 
 
-def _ratio(service: float, reference: float) -> str:
-    return f"{service / reference:.2f}" if reference > 0 else "n/a"
+def _ratio(service: float, other: float) -> str:
+    return f"{service / other:.2f}" if other > 0 else "n/a"
 
 
-def _workload_cells(row: WorkloadRow) -> tuple[str, ...]:
-    s, r = row.service.median, row.reference.median
-    return (row.name, f"{s.rps:.0f}", f"{r.rps:.0f}", _ratio(s.rps, r.rps),
-            _latencies(s.p50_ms, s.p99_ms, s.p999_ms), _latencies(r.p50_ms, r.p99_ms, r.p999_ms),
-            f"{_errors(s.s5xx, s.s4xx, s.socket_errors)} · "
-            f"{_errors(r.s5xx, r.s4xx, r.socket_errors)}")
+def _each(sides: Mapping[str, Any], roles: Sequence[str],
+          cell: Callable[[Any], str]) -> list[str]:
+    """One cell per role, ``—`` where that server did not run."""
+    return [cell(sides[role]) if role in sides else MISSING for role in roles]
 
 
-def _constant_rate_cells(row: ConstantRateRow) -> tuple[str, ...]:
-    s, r = row.service, row.reference
-    return (row.name, f"{s.achieved_rps:.0f} of {s.target_rps:.0f}",
-            f"{r.achieved_rps:.0f} of {r.target_rps:.0f}", "",
-            _latencies(s.p50_ms, s.p99_ms, s.p999_ms), _latencies(r.p50_ms, r.p99_ms, r.p999_ms),
-            f"{_errors(s.s5xx, s.s4xx, s.socket_errors)} · "
-            f"{_errors(r.s5xx, r.s4xx, r.socket_errors)}")
+def _errors_cell(sides: Mapping[str, WrkResult | ConstantRateResult],
+                 roles: Sequence[str]) -> str:
+    return " · ".join(_each(sides, roles, lambda r: _errors(r.s5xx, r.s4xx, r.socket_errors)))
 
 
-def _rss_cells(row: WorkloadRow) -> tuple[str, ...]:
-    s, r = row.service, row.reference
-    return (row.name, f"{s.rss_before / MIB:.1f} → {s.rss_after / MIB:.1f}",
-            f"{r.rss_before / MIB:.1f} → {r.rss_after / MIB:.1f}",
-            f"{s.worker_restarts} · {r.worker_restarts}", f"{row.other_cpu_cores:.2f}")
+def _ratio_cells(row: WorkloadRow, roles: Sequence[str]) -> list[str]:
+    service = row.sides.get(SERVICE)
+    return [_ratio(service.median.rps, row.sides[role].median.rps)
+            if service is not None and role in row.sides else MISSING
+            for role in _others(roles)]
+
+
+def _workload_header(roles: Sequence[str]) -> list[str]:
+    return ["workload", *_labels(roles, " rps"),
+            *(f"service/{SIDE_LABELS[role]}" for role in _others(roles)),
+            *_labels(roles, " p50 / p99 ms"),
+            f"errors 5xx/4xx/sock ({' · '.join(_labels(roles))})"]
+
+
+def _workload_cells(row: WorkloadRow, roles: Sequence[str]) -> list[str]:
+    medians = {role: side.median for role, side in row.sides.items()}
+    return [row.name, *_each(medians, roles, lambda r: f"{r.rps:.0f}"),
+            *_ratio_cells(row, roles),
+            *_each(medians, roles, lambda r: _latencies(r.p50_ms, r.p99_ms)),
+            _errors_cell(medians, roles)]
+
+
+def _constant_rate_header(roles: Sequence[str]) -> list[str]:
+    return ["open loop", *_labels(roles, " rps achieved of target"),
+            *_labels(roles, " p50 / p99 / p99.9 ms"),
+            f"errors 5xx/4xx/sock ({' · '.join(_labels(roles))})"]
+
+
+def _constant_rate_cells(row: ConstantRateRow, roles: Sequence[str]) -> list[str]:
+    return [row.name,
+            *_each(row.sides, roles, lambda r: f"{r.achieved_rps:.0f} of {r.target_rps:.0f}"),
+            *_each(row.sides, roles, lambda r: _latencies(r.p50_ms, r.p99_ms, r.p999_ms)),
+            _errors_cell(row.sides, roles)]
+
+
+def _cpu_cells(row: WorkloadRow, roles: Sequence[str]) -> list[str]:
+    return [row.name, *_each(row.sides, roles,
+                             lambda s: MISSING if s.cpu_us is None else f"{s.cpu_us:.0f}")]
+
+
+def _rss_cells(row: WorkloadRow, roles: Sequence[str]) -> list[str]:
+    return [row.name,
+            *_each(row.sides, roles,
+                   lambda s: f"{s.rss_before / MIB:.1f} → {s.rss_after / MIB:.1f}"),
+            " · ".join(_each(row.sides, roles, lambda s: str(s.worker_restarts))),
+            f"{row.other_cpu_cores:.2f}"]
+
+
+def _percent(ratio: float | None) -> str:
+    return MISSING if ratio is None else f"{ratio:.1%}"
+
+
+def _cache_cells(row: WorkloadRow) -> list[str]:
+    assert row.cache is not None
+    c = row.cache
+    rounds = ", ".join(_percent(CacheLookups.ratio(h, m)) for h, m in zip(c.hits, c.misses,
+                                                                          strict=True))
+    return [row.name, str(sum(c.hits)), str(sum(c.misses)), _percent(c.hit_ratio), rounds]
 
 
 def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -231,9 +339,14 @@ def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[st
 
 
 def render_text(rows: Sequence[WorkloadRow], open_loop: Sequence[ConstantRateRow]) -> str:
-    """The results table for the terminal."""
-    cells = [_workload_cells(row) for row in rows] + [_constant_rate_cells(r) for r in open_loop]
-    return "\n".join(_text_table(HEADER, cells))
+    """The results tables for the terminal."""
+    roles = roles_of(rows)
+    lines = _text_table(_workload_header(roles), [_workload_cells(r, roles) for r in rows])
+    if open_loop:
+        loop_roles = roles_of(open_loop)
+        lines += ["", *_text_table(_constant_rate_header(loop_roles),
+                                   [_constant_rate_cells(r, loop_roles) for r in open_loop])]
+    return "\n".join(lines)
 
 
 def _soak_lines(soak: SoakResult) -> list[str]:
@@ -252,32 +365,67 @@ def _soak_lines(soak: SoakResult) -> list[str]:
     ]
 
 
+def _open_loop_lines(open_loop: Sequence[ConstantRateRow]) -> list[str]:
+    roles = roles_of(open_loop)
+    lines = ["## Open-loop latency of cached GETs (constant rate, perf/constant_rate.py)", "",
+             "rps columns: achieved of target; latency measured from each request's "
+             "scheduled send time (no coordinated omission).", ""]
+    lines += _markdown_table(_constant_rate_header(roles),
+                             [_constant_rate_cells(r, roles) for r in open_loop])
+    generator = (" / ".join(_each(r.sides, roles, lambda c: f"{c.client_cpu_cores:.2f}"))
+                 for r in open_loop)
+    return [*lines, "The Python generator itself used " + ", ".join(generator)
+            + f" cores ({' / '.join(_labels(roles))} runs) of this machine's cores; other "
+            "processes " + ", ".join(f"{r.other_cpu_cores:.2f}" for r in open_loop)
+            + " cores.", ""]
+
+
+def _cache_lines(rows: Sequence[WorkloadRow]) -> list[str]:
+    cached = [row for row in rows if row.cache is not None and sum(row.cache.hits)
+              + sum(row.cache.misses)]
+    if not cached:
+        return []
+    lines = ["## The service's users cache during its runs", "",
+             "`usermgmt_cache_requests_total{result}` from the service's /metrics, read "
+             "before and after each of its runs (a second after, so that every worker's "
+             "counts are in): GETs by id answered from the process's cache (hit) or read "
+             "from the database (miss). The references have no cache: every GET is a "
+             "query.", ""]
+    return lines + _markdown_table(("workload", "hits", "misses", "hit ratio",
+                                    "hit ratio per round"), [_cache_cells(r) for r in cached])
+
+
 def render_markdown(*, command: str, env: Mapping[str, str], rows: Sequence[WorkloadRow],
                     open_loop: Sequence[ConstantRateRow], soak: SoakResult | None,
-                    notes: Sequence[str], started: str) -> str:
-    """The whole report as markdown."""
-    lines = [f"# usermgmt vs plain reference — wrk benchmark ({started})", "",
+                    notes: Sequence[str], started: str, chart: str | None = None) -> str:
+    """The whole report as markdown (``chart``: file name of its picture, beside it)."""
+    roles = roles_of(rows)
+    title = " and ".join(_labels(_others(roles))) or "nothing"
+    lines = [f"# usermgmt vs {title} — wrk benchmark ({started})", "",
              f"command: `{command}`", ""]
     lines += _markdown_table(("setting", "value"), list(env.items()))
-    lines += ["## Throughput and latency (closed loop, wrk; median of rounds)", ""]
-    lines += _markdown_table(HEADER, [_workload_cells(row) for row in rows])
+    if chart is not None:
+        lines += [f"![throughput per workload and open-loop latency per server]({chart})", ""]
+    lines += ["## Throughput and latency (closed loop, wrk; median of rounds)", "",
+              f"{MISSING}: that server does not run that workload.", ""]
+    lines += _markdown_table(_workload_header(roles), [_workload_cells(r, roles) for r in rows])
+    lines += _cache_lines(rows)
     if open_loop:
-        lines += ["## Open-loop latency of cached GETs (constant rate, perf/constant_rate.py)", "",
-                  "rps columns: achieved of target; latency measured from each request's "
-                  "scheduled send time (no coordinated omission).", ""]
-        lines += _markdown_table(HEADER, [_constant_rate_cells(r) for r in open_loop])
-        generator = (f"{r.service.client_cpu_cores:.2f} / {r.reference.client_cpu_cores:.2f}"
-                     for r in open_loop)
-        lines += ["The Python generator itself used " + ", ".join(generator)
-                  + " cores (service / reference runs) of this machine's cores; other processes "
-                  + ", ".join(f"{r.other_cpu_cores:.2f}" for r in open_loop) + " cores.", ""]
+        lines += _open_loop_lines(open_loop)
+    lines += ["## Worker CPU per request", "",
+              "User + system CPU time of the server's worker processes over a run, divided "
+              "by the requests it answered (µs, median of rounds): what each request cost, "
+              "less sensitive than requests/s to what else runs on the machine (it leaves "
+              "out PostgreSQL and the gunicorn master).", ""]
+    lines += _markdown_table(["workload", *_labels(roles, " µs")],
+                             [_cpu_cells(r, roles) for r in rows])
     lines += ["## Worker RSS around each workload, and CPU taken by other processes", "",
               "RSS in MiB, summed over the gunicorn workers. Other CPU: cores used on average "
               "by processes that are not part of the benchmark while it ran (see "
               "perf/cpu_noise.py); above ~0.1 the numbers of that workload are disturbed.", ""]
-    lines += _markdown_table(("workload", "service before → after", "reference before → after",
-                              "worker restarts svc · ref", "other CPU (cores)"),
-                             [_rss_cells(row) for row in rows])
+    lines += _markdown_table(["workload", *_labels(roles, " before → after"),
+                              f"worker restarts ({' · '.join(_labels(roles))})",
+                              "other CPU (cores)"], [_rss_cells(r, roles) for r in rows])
     if soak is not None:
         lines += _soak_lines(soak)
     lines += ["## Notes", "", *(f"- {note}" for note in notes), ""]

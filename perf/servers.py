@@ -1,4 +1,4 @@
-"""The benchmark's processes: the database, the service and the reference.
+"""The benchmark's processes: the database, the service and the references.
 
 Everything here is started by the benchmark and stopped by it: servers run
 in their own process group (``start_new_session``) so that stopping kills
@@ -9,16 +9,19 @@ Only the service's outside is used: ``usermgmt serve`` with
 ``USERMGMT_*`` variables and the HTTP API; ``app.embedded_db.EmbeddedPostgres``
 and ``app.migrations.apply_migrations`` to create and seed the database.
 When the service wants bearer tokens, also ``usermgmt create-admin``,
-``POST /api/sessions`` and, for the reference (which has no login), a row
-in the migrations' ``sessions`` table.
+``POST /api/sessions`` and, for the references (which have no login), a
+row in the migrations' ``sessions`` table; ``/metrics`` for the service's
+cache hits and misses.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -39,15 +42,19 @@ from app.embedded_db import EmbeddedPostgres
 from app.migrations import apply_migrations
 
 __all__ = [
+    "PERF_EXTRA_INSTALL",
     "BenchDatabases",
     "ServerProcess",
     "add_session",
     "benchmark_databases",
+    "cache_lookups",
     "create_admin",
     "exit_on_sigterm",
+    "fastapi_command",
     "free_port",
     "http_status",
     "log_in",
+    "missing_perf_extra",
     "reference_command",
     "seed_users",
     "server_version",
@@ -59,10 +66,17 @@ START_TIMEOUT = 90.0
 STOP_TIMEOUT = 35.0  # gunicorn's graceful timeout is 30 s
 SERVICE_DATABASE = "bench_service"
 REFERENCE_DATABASE = "bench_reference"
+FASTAPI_DATABASE = "bench_fastapi"
 READY_PATH = "/api/users?limit=1"
 # An answer at all: 200, or 401 from a server that wants a bearer token.
 ANSWERED = (200, 401)
 BENCH_ADMIN_EMAIL = "bench-admin@bench.example.com"
+# What the FastAPI reference imports beyond the project's own dependencies
+# (setup.cfg's `perf` extra).
+PERF_EXTRA_MODULES = ("fastapi", "uvicorn", "uvicorn_worker", "uvloop", "httptools", "asyncpg")
+PERF_EXTRA_INSTALL = ".venv/bin/pip install -e '.[perf]'"
+_CACHE_LOOKUP = re.compile(
+    r'^usermgmt_cache_requests_total\{result="(hit|miss)"\} ([0-9.e+]+)$', re.MULTILINE)
 
 
 def exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -98,14 +112,31 @@ def service_command(port: int, workers: int, threads: int = 0) -> list[str]:
     return [*_usermgmt(), "serve", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
 
 
-def reference_command(port: int, workers: int, threads: int,
-                      app: str = "perf.reference.app:get_app()") -> list[str]:
-    """gunicorn with the settings ``usermgmt serve`` uses (gthread, 30 s timeouts)."""
+def _gunicorn(port: int, workers: int, worker_class: list[str], app: str,
+              name: str) -> list[str]:
+    """gunicorn with the master settings ``usermgmt serve`` uses (30 s timeouts)."""
     script = _venv_script("gunicorn")
     base = [str(script)] if script else [sys.executable, "-m", "gunicorn"]
-    return [*base, "-k", "gthread", "-w", str(workers), "--threads", str(threads),
-            "--bind", f"127.0.0.1:{port}", "--timeout", "30", "--graceful-timeout", "30",
-            "--name", "usermgmt-reference", app]
+    return [*base, *worker_class, "-w", str(workers), "--bind", f"127.0.0.1:{port}",
+            "--timeout", "30", "--graceful-timeout", "30", "--name", name, app]
+
+
+def reference_command(port: int, workers: int, threads: int,
+                      app: str = "perf.reference.app:get_app()") -> list[str]:
+    """A Falcon app under gunicorn's gthread worker, as ``usermgmt serve`` runs the service."""
+    return _gunicorn(port, workers, ["-k", "gthread", "--threads", str(threads)], app,
+                     "usermgmt-reference")
+
+
+def fastapi_command(port: int, workers: int) -> list[str]:
+    """The FastAPI reference: uvicorn workers (uvloop, httptools) under a gunicorn master."""
+    return _gunicorn(port, workers, ["-k", "perf.reference.fastapi_app.Worker"],
+                     "perf.reference.fastapi_app:get_app()", "usermgmt-fastapi")
+
+
+def missing_perf_extra() -> list[str]:
+    """The FastAPI reference's modules that are not installed (empty: it can run)."""
+    return [name for name in PERF_EXTRA_MODULES if importlib.util.find_spec(name) is None]
 
 
 # -- database -------------------------------------------------------------
@@ -113,12 +144,18 @@ def reference_command(port: int, workers: int, threads: int,
 
 @dataclass(frozen=True)
 class BenchDatabases:
-    """Connection URLs of the service's and the reference's databases."""
+    """Connection URLs of the service's and each reference's database."""
 
     service_url: str
     reference_url: str
-    shared: bool  # both servers on one database (--database-url)
+    fastapi_url: str
+    shared: bool  # every server on one database (--database-url)
     postmaster_pid: int | None = None  # the embedded server's; None when external
+
+    @property
+    def reference_urls(self) -> list[str]:
+        """The references' databases (distinct from the service's unless shared)."""
+        return [self.reference_url, self.fastapi_url]
 
 
 def _create_database(admin_url: str, name: str) -> None:
@@ -127,24 +164,35 @@ def _create_database(admin_url: str, name: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def open_to_the_database(workdir: Path) -> Path:
+    """Let the embedded PostgreSQL search ``workdir`` (a benchmark's own, 0700 from mkdtemp).
+
+    As root it runs as the system user ``pgserver``, which must reach a data
+    directory inside; it never opens a directory on its own.
+    """
+    workdir.chmod(0o711)
+    return workdir
+
+
 @contextlib.contextmanager
 def benchmark_databases(workdir: Path, database_url: str | None) -> Iterator[BenchDatabases]:
     """An embedded PostgreSQL in ``workdir`` with one database per server.
 
-    Separate databases keep the two servers from seeing each other's writes
-    (creates, deletes) while sharing one PostgreSQL, so both pay the same
-    database costs. With ``database_url`` both servers share that database.
+    Separate databases keep the servers from seeing each other's writes
+    (creates, deletes) while sharing one PostgreSQL, so all pay the same
+    database costs. With ``database_url`` every server shares that database.
     """
     if database_url is not None:
-        yield BenchDatabases(database_url, database_url, shared=True)
+        yield BenchDatabases(database_url, database_url, database_url, shared=True)
         return
-    embedded = EmbeddedPostgres(workdir / "db")
+    embedded = EmbeddedPostgres(open_to_the_database(workdir) / "db")
     embedded.start()
     try:
-        for name in (SERVICE_DATABASE, REFERENCE_DATABASE):
+        for name in (SERVICE_DATABASE, REFERENCE_DATABASE, FASTAPI_DATABASE):
             _create_database(embedded.url(), name)
         yield BenchDatabases(embedded.url(SERVICE_DATABASE), embedded.url(REFERENCE_DATABASE),
-                             shared=False, postmaster_pid=_postmaster_pid(embedded.pgdata))
+                             embedded.url(FASTAPI_DATABASE), shared=False,
+                             postmaster_pid=_postmaster_pid(embedded.pgdata))
     finally:
         embedded.stop()
 
@@ -200,6 +248,23 @@ def http_status(url: str, token: str | None = None) -> int | None:
         return None
 
 
+def cache_lookups(base_url: str) -> dict[str, float] | None:
+    """The service's users-cache lookups so far by result (``hit``, ``miss``), from /metrics.
+
+    None when the server has no such metrics (a reference, the ceiling).
+    A scrape folds only the scraped worker's latest counts; the others'
+    are at most a second behind (``app.metrics.Tally``), so wait that long
+    after a run before reading.
+    """
+    try:
+        with urllib.request.urlopen(base_url + "/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except (urllib.error.URLError, OSError):
+        return None
+    counts = {result: float(value) for result, value in _CACHE_LOOKUP.findall(text)}
+    return counts or None
+
+
 def create_admin(database_url: str, password: str) -> None:
     """``usermgmt create-admin`` (password on stdin) for the benchmark's admin."""
     completed = subprocess.run(
@@ -220,9 +285,9 @@ def log_in(base_url: str, password: str) -> str:
 
 
 def add_session(database_url: str, token: str) -> None:
-    """Let ``token`` in on the reference's database: its admin gets a session row.
+    """Let ``token`` in on a reference's database: its admin gets a session row.
 
-    The reference has no login route; the row is what the service's login
+    The references have no login route; the row is what the service's login
     writes (the SHA-256 of the token, per the migrations' ``sessions``).
     """
     with psycopg.connect(database_url, autocommit=True) as conn:

@@ -6,7 +6,10 @@ The database is the embedded one (pgserver) in a temporary directory, or
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,19 +21,49 @@ from app.embedded_db import EmbeddedPostgres
 from app.migrations import apply_migrations
 
 
+@contextlib.contextmanager
+def embedded_data_dir_for_tests() -> Iterator[Path]:
+    """A fresh, short data directory path the embedded PostgreSQL can reach.
+
+    As root the cluster runs as the system user ``pgserver``, which must be
+    able to reach its data directory; pytest's temporary directories are
+    0700. So: a directory of random name under the system's temporary
+    directory, made searchable (0711) by the test that asked for it. On
+    exit, any PostgreSQL still running there is stopped and it is removed.
+    """
+    parent = Path(tempfile.mkdtemp(prefix="usermgmt-test-"))
+    parent.chmod(0o711)
+    data_dir = parent / "var"
+    try:
+        yield data_dir
+    finally:
+        leftover = EmbeddedPostgres(data_dir)
+        with contextlib.suppress(Exception):
+            if leftover.is_running():
+                leftover.stop_server()
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+@pytest.fixture
+def embedded_data_dir() -> Iterator[Path]:
+    """A data directory for an embedded PostgreSQL of the test's own (see above)."""
+    with embedded_data_dir_for_tests() as data_dir:
+        yield data_dir
+
+
 @pytest.fixture(scope="session")
-def embedded_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres | None]:
+def embedded_postgres() -> Iterator[EmbeddedPostgres | None]:
     """The session's embedded server, or None when TEST_DATABASE_URL is set."""
     if os.environ.get("TEST_DATABASE_URL"):
         yield None
         return
-    # A short path keeps the Unix socket path within its 107-byte limit.
-    server = EmbeddedPostgres(Path(tmp_path_factory.mktemp("pg")))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    with embedded_data_dir_for_tests() as data_dir:
+        server = EmbeddedPostgres(data_dir)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 @pytest.fixture(scope="session")

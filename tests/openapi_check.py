@@ -78,7 +78,7 @@ def assert_conforms(method: str, path: str, result: Any) -> None:
         return
     validator.validate(orjson.loads(body_bytes))
     for name in response.get("headers", {}):
-        if name in ("ETag", "Cache-Control", "Location", "Retry-After", "Allow"):
+        if name in ("ETag", "Cache-Control", "Location", "Retry-After", "Allow", "X-Request-ID"):
             assert result.headers.get(name) is not None, (
                 f"{method} {path} {status}: documented header {name} missing"
             )

@@ -13,7 +13,9 @@ Same routes, JSON shapes, ETags (``"<id>-<version>"``) and status codes as
 the service for the common cases (200, 201, 204, 304, 404, 409, 412, 415,
 422); error bodies are a minimal ``application/problem+json``. It reads
 the same ``users`` table, created by the service's migrations, and
-accepts the same opaque list cursors.
+accepts the same opaque list cursors. The rules it shares with the
+FastAPI reference (SQL, cursors, validation, preconditions, tokens) are in
+``users_api.py``.
 
 With ``REFERENCE_AUTH=1`` it also authenticates, the plain way, so that it
 pays for what the service pays for when the service requires bearer
@@ -25,105 +27,42 @@ There is no login route: the benchmark puts the session row there.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import os
-import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cached_property
 from typing import Any
-from urllib.parse import urlencode
 
 import falcon
 import falcon.media
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-__all__ = ["get_app"]
-
-JSON = "application/json"
-MERGE_PATCH_JSON = "application/merge-patch+json"
-PROBLEM_JSON = "application/problem+json"
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 100
-MAX_NAME_LENGTH = 200
-MAX_EMAIL_LENGTH = 254
-CURSOR_PREFIX = b"u1:"
-EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
-# Same pool size as the service's default DbWorkers per process.
-DEFAULT_POOL_SIZE = 4
-
-BASE_COLUMNS = ("id", "name", "email", "version", "inserted_at", "updated_at")
-# Shown when the schema has it (the service shows a user's role since auth came).
-OPTIONAL_COLUMNS = ("role",)
-SET_FIELDS = "UPDATE users SET name = COALESCE(%s::text, name), email = COALESCE(%s::text, email)"
-DELETE = "DELETE FROM users WHERE id = %s RETURNING id"
-DELETE_IF_VERSION = "DELETE FROM users WHERE id = %s AND version = ANY(%s) RETURNING id"
-EXISTS = "SELECT 1 FROM users WHERE id = %s"
-SESSION_ROLE = (
-    "SELECT u.role FROM sessions s JOIN users u ON u.id = s.user_id"
-    " WHERE s.token_hash = %s AND s.expires_at > now()"
+from perf.reference.users_api import (
+    COLUMNS_PRESENT,
+    DEFAULT_POOL_SIZE,
+    DELETE,
+    DELETE_IF_VERSION,
+    EXISTS,
+    JSON,
+    MERGE_PATCH_JSON,
+    PROBLEM_JSON,
+    SESSION_ROLE,
+    Invalid,
+    UserQueries,
+    bearer_token,
+    decode_cursor,
+    encode_cursor,
+    etag,
+    if_match_versions,
+    next_link,
+    none_match,
+    parse_limit,
+    problem,
+    token_hash,
+    user_queries,
+    validate_user,
 )
-BEARER = re.compile(r"[Bb]earer +([A-Za-z0-9._~+/-]{1,256}=*) *")
 
-
-@dataclass(frozen=True)
-class UserQueries:
-    """The statements that return users, for the columns this schema has (built once)."""
-
-    names: tuple[str, ...]
-
-    @cached_property
-    def columns(self) -> str:
-        return ", ".join(self.names)
-
-    @cached_property
-    def select_one(self) -> str:
-        return f"SELECT {self.columns} FROM users WHERE id = %s"
-
-    @cached_property
-    def select_page(self) -> str:
-        return f"SELECT {self.columns} FROM users WHERE id > %s ORDER BY id LIMIT %s"
-
-    @cached_property
-    def select_page_by_email(self) -> str:
-        return (f"SELECT {self.columns} FROM users WHERE lower(email) = lower(%s) AND id > %s"
-                " ORDER BY id LIMIT %s")
-
-    @cached_property
-    def insert(self) -> str:
-        return f"INSERT INTO users (name, email) VALUES (%s, %s) RETURNING {self.columns}"
-
-    @cached_property
-    def update(self) -> str:
-        return f"{SET_FIELDS} WHERE id = %s RETURNING {self.columns}"
-
-    @cached_property
-    def update_if_version(self) -> str:
-        return f"{SET_FIELDS} WHERE id = %s AND version = ANY(%s) RETURNING {self.columns}"
-
-    def to_json(self, row: tuple[Any, ...]) -> dict[str, Any]:
-        user = dict(zip(self.names, row, strict=True))
-        user["inserted_at"] = _timestamp(user["inserted_at"])
-        user["updated_at"] = _timestamp(user["updated_at"])
-        return user
-
-
-def user_queries(pool: ConnectionPool[Any]) -> UserQueries:
-    """Queries for the users table as the migrations left it (with ``role`` if present)."""
-    with pool.connection() as conn:
-        present = {row[0] for row in conn.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'users'")}
-    return UserQueries(BASE_COLUMNS + tuple(c for c in OPTIONAL_COLUMNS if c in present))
-
-
-class Unprocessable(falcon.HTTPError):
-    """422: the body or query is invalid."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(falcon.HTTP_422, title="Unprocessable Content", description=detail)
+__all__ = ["create_app", "get_app"]
 
 
 def _timestamp(value: datetime) -> str:
@@ -131,76 +70,17 @@ def _timestamp(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _etag(row: tuple[Any, ...]) -> str:
-    return f'"{row[0]}-{row[3]}"'
+def to_json(queries: UserQueries, row: tuple[Any, ...]) -> dict[str, Any]:
+    """A row as the API shows it (stdlib json cannot encode datetimes)."""
+    user = dict(zip(queries.names, row, strict=True))
+    user["inserted_at"] = _timestamp(user["inserted_at"])
+    user["updated_at"] = _timestamp(user["updated_at"])
+    return user
 
 
-def encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(CURSOR_PREFIX + str(last_id).encode()).rstrip(b"=").decode()
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-    except (binascii.Error, ValueError):
-        raise Unprocessable("after: is not a valid cursor") from None
-    digits = raw.removeprefix(CURSOR_PREFIX)
-    if not raw.startswith(CURSOR_PREFIX) or not digits.isdigit() or len(digits) > 18:
-        raise Unprocessable("after: is not a valid cursor")
-    return int(digits)
-
-
-def _parse_limit(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise Unprocessable(f"limit: must be an integer from 1 to {MAX_LIMIT}")
-    return int(raw)
-
-
-def _validate_user(body: Any, *, partial: bool) -> tuple[str | None, str | None]:
-    """(name, email) from a body; None means "not given" (PATCH only)."""
-    if not isinstance(body, dict):
-        raise Unprocessable("the body must be a JSON object")
-    unknown = set(body) - {"name", "email"}
-    if unknown:
-        raise Unprocessable(f"unknown field(s): {', '.join(sorted(unknown))}")
-    if not partial and not {"name", "email"} <= set(body):
-        raise Unprocessable("name and email are required")
-    name, email = body.get("name"), body.get("email")
-    if "name" in body:
-        if not isinstance(name, str) or not 1 <= len(name.strip()) <= MAX_NAME_LENGTH:
-            raise Unprocessable(f"name: must be 1 to {MAX_NAME_LENGTH} characters")
-        name = name.strip()
-    if "email" in body and (
-        not isinstance(email, str) or len(email) > MAX_EMAIL_LENGTH or not EMAIL.match(email)
-    ):
-        raise Unprocessable("email: must be a valid email address")
-    return name, email
-
-
-def _if_match_versions(header: str | None, user_id: int) -> list[int] | None:
-    """None without If-Match, [] for ``*`` (must exist), else the versions named.
-
-    A header naming none of this user's tags yields ``[0]``, a version no
-    row has, so the write fails with 412 (strong comparison).
-    """
-    if header is None:
-        return None
-    if header.strip() == "*":
-        return []
-    prefix = f'"{user_id}-'
-    versions = [int(tag[len(prefix):-1]) for tag in (t.strip() for t in header.split(","))
-                if tag.startswith(prefix) and tag.endswith('"') and tag[len(prefix):-1].isdigit()]
-    return versions or [0]
-
-
-def _none_match(req: falcon.Request, etag: str) -> bool:
-    header = req.get_header("If-None-Match")
-    if header is None:
-        return False
-    return header.strip() == "*" or any(
-        tag.strip().removeprefix("W/") == etag for tag in header.split(","))
+def _columns_present(pool: ConnectionPool[Any]) -> list[str]:
+    with pool.connection() as conn:
+        return [row[0] for row in conn.execute(COLUMNS_PRESENT)]
 
 
 class UsersCollection:
@@ -211,7 +91,7 @@ class UsersCollection:
         self._sql = queries
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        limit = _parse_limit(req.get_param("limit"))
+        limit = parse_limit(req.get_param("limit"))
         after = req.get_param("after")
         after_id = decode_cursor(after) if after is not None else 0
         email = req.get_param("email")
@@ -223,15 +103,12 @@ class UsersCollection:
                                     (email, after_id, limit + 1)).fetchall()
         next_cursor = encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None
         if next_cursor is not None:
-            params = {"limit": str(limit), "after": next_cursor}
-            if email is not None:
-                params["email"] = email
-            resp.set_header("Link", f'</api/users?{urlencode(params)}>; rel="next"')
-        resp.media = {"data": [self._sql.to_json(row) for row in rows[:limit]],
+            resp.set_header("Link", next_link(limit, next_cursor, email))
+        resp.media = {"data": [to_json(self._sql, row) for row in rows[:limit]],
                       "next": next_cursor}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        name, email = _validate_user(req.get_media(), partial=False)
+        name, email = validate_user(req.get_media(), partial=False)
         try:
             with self._pool.connection() as conn:
                 row = conn.execute(self._sql.insert, (name, email)).fetchone()
@@ -240,8 +117,8 @@ class UsersCollection:
         assert row is not None
         resp.status = falcon.HTTP_201
         resp.location = f"/api/users/{row[0]}"
-        resp.etag = _etag(row)
-        resp.media = self._sql.to_json(row)
+        resp.etag = etag(row)
+        resp.media = to_json(self._sql, row)
 
 
 class UserItem:
@@ -256,24 +133,24 @@ class UserItem:
             row = conn.execute(self._sql.select_one, (user_id,)).fetchone()
         if row is None:
             raise falcon.HTTPNotFound(description=f"user {user_id} does not exist")
-        etag = _etag(row)
-        resp.etag = etag
+        tag = etag(row)
+        resp.etag = tag
         resp.cache_control = ["private", "no-cache"]
-        if _none_match(req, etag):
+        if none_match(req.get_header("If-None-Match"), tag):
             resp.status = falcon.HTTP_304
             return
-        resp.media = self._sql.to_json(row)
+        resp.media = to_json(self._sql, row)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> None:
-        name, email = _validate_user(req.get_media(), partial=False)
+        name, email = validate_user(req.get_media(), partial=False)
         self._update(req, resp, user_id, name, email)
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> None:
-        name, email = _validate_user(req.get_media(), partial=True)
+        name, email = validate_user(req.get_media(), partial=True)
         self._update(req, resp, user_id, name, email)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> None:
-        versions = _if_match_versions(req.get_header("If-Match"), user_id)
+        versions = if_match_versions(req.get_header("If-Match"), user_id)
         with self._pool.connection() as conn:
             if versions:
                 row = conn.execute(DELETE_IF_VERSION, (user_id, versions)).fetchone()
@@ -285,7 +162,7 @@ class UserItem:
 
     def _update(self, req: falcon.Request, resp: falcon.Response, user_id: int,
                 name: str | None, email: str | None) -> None:
-        versions = _if_match_versions(req.get_header("If-Match"), user_id)
+        versions = if_match_versions(req.get_header("If-Match"), user_id)
         try:
             with self._pool.connection() as conn:
                 if versions:
@@ -298,8 +175,8 @@ class UserItem:
         except psycopg.errors.UniqueViolation:
             raise falcon.HTTPConflict(description=f"email {email} is already taken") from None
         assert row is not None
-        resp.etag = _etag(row)
-        resp.media = self._sql.to_json(row)
+        resp.etag = etag(row)
+        resp.media = to_json(self._sql, row)
 
     @staticmethod
     def _explain_miss(conn: psycopg.Connection[Any], user_id: int,
@@ -319,13 +196,12 @@ class BearerAuth:
         self._pool = pool
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        match = BEARER.fullmatch(req.get_header("Authorization") or "")
-        if match is None:
+        token = bearer_token(req.get_header("Authorization"))
+        if token is None:
             raise falcon.HTTPUnauthorized(description="a bearer token is required",
                                           challenges=['Bearer realm="usermgmt"'])
-        token_hash = hashlib.sha256(match.group(1).encode()).digest()
         with self._pool.connection() as conn:
-            row = conn.execute(SESSION_ROLE, (token_hash,)).fetchone()
+            row = conn.execute(SESSION_ROLE, (token_hash(token),)).fetchone()
         if row is None:
             raise falcon.HTTPUnauthorized(description="invalid token",
                                           challenges=['Bearer error="invalid_token"'])
@@ -337,13 +213,18 @@ def _serialize_problem(req: falcon.Request, resp: falcon.Response,
                        error: falcon.HTTPError) -> None:
     """Errors as a minimal RFC 9457 problem+json, like the service's shape."""
     resp.content_type = PROBLEM_JSON
-    resp.media = {"type": "about:blank", "title": error.title, "status": error.status_code,
-                  "detail": error.description or error.title}
+    resp.media = problem(error.status_code, error.description)
 
 
 def _invalid_json(req: falcon.Request, resp: falcon.Response, error: Exception,
                   params: dict[str, Any]) -> None:
     raise falcon.HTTPBadRequest(description="the body is not valid JSON")
+
+
+def _unprocessable(req: falcon.Request, resp: falcon.Response, error: Exception,
+                   params: dict[str, Any]) -> None:
+    raise falcon.HTTPError(falcon.HTTP_422, title="Unprocessable Content",
+                           description=str(error))
 
 
 def _unavailable(req: falcon.Request, resp: falcon.Response, error: Exception,
@@ -364,6 +245,7 @@ def create_app(pool: ConnectionPool[Any], queries: UserQueries, *,
     app.resp_options.media_handlers[PROBLEM_JSON] = json_handler
     app.set_error_serializer(_serialize_problem)
     app.add_error_handler(falcon.MediaMalformedError, _invalid_json)
+    app.add_error_handler(Invalid, _unprocessable)
     app.add_error_handler(PoolTimeout, _unavailable)
     app.add_error_handler(psycopg.OperationalError, _unavailable)
     app.add_route("/api/users", UsersCollection(pool, queries))
@@ -381,5 +263,5 @@ def get_app() -> falcon.App[falcon.Request, falcon.Response]:
         url, min_size=size, max_size=size, kwargs={"autocommit": True}, open=True,
         timeout=float(os.environ.get("REFERENCE_POOL_TIMEOUT", "1.0")))
     pool.wait(timeout=30)
-    return create_app(pool, user_queries(pool),
+    return create_app(pool, user_queries(_columns_present(pool)),
                       auth=os.environ.get("REFERENCE_AUTH", "0") == "1")

@@ -29,8 +29,13 @@ def test_serve_defaults() -> None:
     assert args.workers >= 1
 
 
-@pytest.mark.parametrize("argv", [["serve", "--bind", "nope"], ["serve", "--workers", "0"],
-                                  ["serve", "--workers", "x"], ["frobnicate"]])
+@pytest.mark.parametrize("argv", [
+    ["serve", "--bind", "nope"], ["serve", "--bind", "127.0.0.1:65536"],
+    ["serve", "--workers", "0"], ["serve", "--workers", "257"], ["serve", "--workers", "2.5"],
+    ["serve", "--workers", "x"], ["serve", "--threads", "4"],
+    ["chaos", "--every", "nan"], ["chaos", "--every", "0"], ["chaos", "--duration", "inf"],
+    ["chaos", "--jitter", "1.5"], ["chaos", "--jitter", "nan"], ["frobnicate"],
+])
 def test_bad_arguments_are_refused(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args(argv)

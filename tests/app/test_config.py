@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.config import ConfigError, Settings
+from app.config import BOUNDS, LOGIN_RATE_WINDOW, Bounds, ConfigError, Settings
 
 
 def test_defaults_use_the_embedded_database_under_var() -> None:
@@ -73,3 +73,98 @@ def test_the_metrics_bind_and_session_lifetime_are_read() -> None:
     settings = Settings.from_env({"USERMGMT_METRICS_BIND": "127.0.0.1:9100",
                                   "USERMGMT_SESSION_TTL": "3600"})
     assert settings.metrics_bind == "127.0.0.1:9100" and settings.session_ttl == 3600
+
+
+# -- ranges: every numeric setting has one, and nan/inf are never in it -------------
+
+NUMERIC = {
+    # name: (a valid value, its parsed value)
+    "USERMGMT_DB_WORKERS": ("8", 8),
+    "USERMGMT_DB_CHECKOUT_TIMEOUT": ("0.25", 0.25),
+    "USERMGMT_DB_CONNECT_TIMEOUT": ("2", 2.0),
+    "USERMGMT_STATEMENT_TIMEOUT": ("3", 3.0),
+    "USERMGMT_REQUEST_TIMEOUT": ("20", 20.0),
+    "USERMGMT_HEADER_TIMEOUT": ("5", 5.0),
+    "USERMGMT_BODY_TIMEOUT": ("30", 30.0),
+    "USERMGMT_RETRY_AFTER": ("5", 5),
+    "USERMGMT_QUEUE_TARGET": ("0.1", 0.1),
+    "USERMGMT_QUEUE_INTERVAL": ("2", 2.0),
+    "USERMGMT_CACHE_TTL": ("30", 30.0),
+    "USERMGMT_CACHE_MAX_ENTRIES": ("1000", 1000),
+    "USERMGMT_SESSION_TTL": ("3600", 3600.0),
+    "USERMGMT_LOGIN_RATE_LIMIT": ("7", 7),
+    "USERMGMT_LOGIN_SUCCESS_LIMIT": ("12", 12),
+    "USERMGMT_MAX_SESSIONS": ("3", 3),
+    "USERMGMT_KNOWN_ADDRESS_TTL": ("3600", 3600.0),
+}
+FIELDS = {
+    "USERMGMT_DB_WORKERS": "db_workers", "USERMGMT_DB_CHECKOUT_TIMEOUT": "db_checkout_timeout",
+    "USERMGMT_DB_CONNECT_TIMEOUT": "db_connect_timeout",
+    "USERMGMT_STATEMENT_TIMEOUT": "statement_timeout", "USERMGMT_REQUEST_TIMEOUT": "request_timeout",
+    "USERMGMT_HEADER_TIMEOUT": "header_timeout", "USERMGMT_BODY_TIMEOUT": "body_timeout",
+    "USERMGMT_RETRY_AFTER": "retry_after", "USERMGMT_QUEUE_TARGET": "queue_target",
+    "USERMGMT_QUEUE_INTERVAL": "queue_interval", "USERMGMT_CACHE_TTL": "cache_ttl",
+    "USERMGMT_CACHE_MAX_ENTRIES": "cache_max_entries", "USERMGMT_SESSION_TTL": "session_ttl",
+    "USERMGMT_LOGIN_RATE_LIMIT": "login_rate_limit",
+    "USERMGMT_LOGIN_SUCCESS_LIMIT": "login_success_limit",
+    "USERMGMT_MAX_SESSIONS": "max_sessions", "USERMGMT_KNOWN_ADDRESS_TTL": "known_address_ttl",
+}
+
+
+def _unusable(bounds: Bounds) -> list[str]:
+    """Values no numeric setting may take: just outside its range, not finite, not numbers."""
+    below = bounds.low / 2 if bounds.low < 1 else bounds.low - 1
+    return [repr(below), repr(bounds.high * 2), "nan", "NaN", "inf", "-inf", "Infinity",
+            "1e400", "1e12", "ten"]
+
+
+def test_every_numeric_setting_has_a_range_and_a_row_in_this_table() -> None:
+    assert set(NUMERIC) == set(BOUNDS)
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    (name, value) for name, bounds in BOUNDS.items() for value in _unusable(bounds)
+])
+def test_a_number_outside_its_range_nan_or_inf_is_refused_naming_the_range(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name) as refused:
+        Settings.from_env({name: value})
+    message = str(refused.value)
+    assert BOUNDS[name].describe() in message and "\n" not in message
+
+
+@pytest.mark.parametrize("name", sorted(BOUNDS))
+def test_each_end_of_a_range_is_accepted(name: str) -> None:
+    field_name = FIELDS[name]
+    for end in (BOUNDS[name].low, BOUNDS[name].high):
+        raw = str(int(end)) if end == int(end) else repr(end)
+        assert getattr(Settings.from_env({name: raw}), field_name) == end
+    raw, parsed = NUMERIC[name]
+    assert getattr(Settings.from_env({name: raw}), field_name) == parsed
+
+
+@pytest.mark.parametrize("window", ["nan", "inf", "0", "-1", "1e400", "86401"])
+def test_the_login_rate_window_has_a_range_too(window: str) -> None:
+    with pytest.raises(ConfigError, match=r"USERMGMT_LOGIN_RATE_LIMIT.*SECONDS from 0\.001 to 86,400"):
+        Settings.from_env({"USERMGMT_LOGIN_RATE_LIMIT": f"5/{window}"})
+
+
+def test_the_readme_states_every_range() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    rows = {line.split("`")[1]: line for line in readme.splitlines()
+            if line.startswith("| `") and "`" in line[3:]}
+    for name, bounds in BOUNDS.items():
+        assert bounds.describe() in rows[name], name
+    assert f"SECONDS {LOGIN_RATE_WINDOW.describe()}" in rows["USERMGMT_LOGIN_RATE_LIMIT"]
+
+
+@pytest.mark.parametrize("url", ["garbage", "postgresql://x/y?frobnicate=1", "host=x port"])
+def test_a_malformed_database_url_is_refused_without_repeating_it(url: str) -> None:
+    with pytest.raises(ConfigError, match="DATABASE_URL") as refused:
+        Settings.from_env({"DATABASE_URL": url})
+    assert "\n" not in str(refused.value)
+
+
+def test_a_database_url_with_a_password_never_echoes_it() -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"DATABASE_URL": "postgresql://u:s3cret@h/db?frobnicate=1"})
+    assert "s3cret" not in str(refused.value)

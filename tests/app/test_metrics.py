@@ -92,3 +92,35 @@ def test_in_flight_counts_entered_requests_until_they_leave() -> None:
     in_flight.leave(first)
     in_flight.leave(first)  # leaving twice is harmless
     assert len(in_flight) == 1
+
+
+def test_cache_counters_export_what_the_tables_counted_once_across_table_changes() -> None:
+    from actors.cache_table import CacheTable
+    from app.metrics import CacheCounters
+
+    registry = CollectorRegistry()
+    requests = Counter("c_requests", "c", ["result"], registry=registry)
+    evictions = Counter("c_evictions", "c", ["reason"], registry=registry)
+
+    class Handle:
+        table: CacheTable[str] = CacheTable()
+
+    def total(result: str) -> float:
+        value = registry.get_sample_value("c_requests_total", {"result": result})
+        return value or 0.0
+
+    handle = Handle()
+    counters = CacheCounters(handle, requests, evictions)
+    handle.table.store(1, "one", handle.table.read_token(1))
+    assert handle.table.get(1) == "one" and handle.table.get(2) is None
+    counters.sample()
+    counters.sample()  # nothing new: nothing added
+    assert (total("hit"), total("miss")) == (1, 1)
+    old = handle.table
+    old.get(1)
+    old.invalidate([1])
+    handle.table = CacheTable()  # a restarted cache actor's new table, counting from zero
+    handle.table.get(1)
+    counters.sample()
+    assert (total("hit"), total("miss")) == (2, 2)  # the old table's last hit was not lost
+    assert registry.get_sample_value("c_evictions_total", {"reason": "invalidated"}) == 1

@@ -15,6 +15,7 @@ from app.validation import (
     EMAIL_PATTERN,
     NAME_PATTERN,
     ValidationFailed,
+    check_query_parameters,
     decode_cursor,
     encode_cursor,
     validate_list_query,
@@ -114,6 +115,15 @@ def test_list_query_defaults() -> None:
 def test_list_query_reads_every_parameter() -> None:
     query = validate_list_query({"limit": "100", "after": encode_cursor(7), "email": "a@b.co"})
     assert (query.after_id, query.limit, query.email) == (7, 100, "a@b.co")
+
+
+def test_query_parameters_other_than_the_allowed_ones_are_refused_by_name() -> None:
+    check_query_parameters({"limit": "1"}, ("limit",))
+    with pytest.raises(ValidationFailed) as refused:
+        check_query_parameters({"limit": ["1", "2"], "sort": "name"}, ("limit",))
+    assert [e.to_json() for e in refused.value.errors] == [
+        {"field": "limit", "message": "must be given once"},
+        {"field": "sort", "message": "unknown query parameter"}]
 
 
 # -- the OpenAPI patterns say exactly what validation accepts ----------------------

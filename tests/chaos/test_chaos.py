@@ -100,12 +100,12 @@ def test_writes_succeed_within_2_s_after_every_connection_is_killed(
 
 @pytest.mark.slow
 def test_a_database_outage_fails_fast_serves_cached_reads_and_heals(
-    start_server: ServerFactory, tmp_path: Path
+    start_server: ServerFactory, embedded_data_dir: Path
 ) -> None:
     """Hypothesis: with PostgreSQL stopped for 10 s, requests that need it get
     a fast 503, /readyz says not ready, cached reads are still served; within
     5 s of it coming back everything works, with no manual action."""
-    database = EmbeddedPostgres(tmp_path / "outage")
+    database = EmbeddedPostgres(embedded_data_dir)
     url = database.start()
     try:
         apply_migrations(url)

@@ -162,8 +162,10 @@ def test_with_a_metrics_bind_metrics_answer_only_there(database_url: str, db: ps
 
 
 @pytest.mark.slow
-def test_create_admin_works_while_serve_owns_the_embedded_database(tmp_path: Path) -> None:
-    env = {"USERMGMT_DATA_DIR": str(tmp_path / "var"), "DATABASE_URL": "", "USERMGMT_DB_WORKERS": "1"}
+def test_create_admin_works_while_serve_owns_the_embedded_database(
+    tmp_path: Path, embedded_data_dir: Path
+) -> None:
+    env = {"USERMGMT_DATA_DIR": str(embedded_data_dir), "DATABASE_URL": "", "USERMGMT_DB_WORKERS": "1"}
     with Server(env, tmp_path / "server.log", workers=1) as running:
         create_admin({**running.env}, "second@example.com", "second admin password")
         session = login(requests.Session(), running.url, "second@example.com", "second admin password")

@@ -128,6 +128,45 @@ def test_a_keep_alive_connection_serves_request_after_request(server: Server) ->
             time.sleep(HEADER_TIMEOUT * 0.75)  # the header clock starts with each request
 
 
+def read_head(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "closed before a whole head arrived"
+        data += chunk
+    return data
+
+
+def test_answers_without_a_body_are_sent_at_once_on_a_kept_alive_connection(
+        server: Server) -> None:
+    user = server.http.post(server.url + "/api/users", timeout=10,
+                            json={"name": "Etag", "email": "etag-edge@example.com"})
+    etag = user.headers["ETag"]
+    token = server.http.headers["Authorization"]
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(f"GET /api/users/{user.json()['id']} HTTP/1.1\r\nHost: x\r\n"
+                     f"Authorization: {token}\r\nIf-None-Match: {etag}\r\n\r\n".encode())
+        assert read_head(sock).startswith(b"HTTP/1.1 304 ")
+        sock.sendall(b"HEAD /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = read_head(sock)  # no body follows a HEAD: the head must not wait for one
+        assert head.startswith(b"HTTP/1.1 ")
+        sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(sock).startswith(b"HTTP/1.1 200 ")
+
+
+@pytest.mark.slow
+def test_an_idle_kept_alive_connection_is_closed_after_the_keep_alive_time(
+        server: Server) -> None:
+    from app.gunicorn_conf import keepalive
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=keepalive + 5) as sock:
+        sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(sock).startswith(b"HTTP/1.1 200 ")
+        started = time.monotonic()
+        assert sock.recv(1) == b""
+        assert keepalive - 0.5 <= time.monotonic() - started <= keepalive + 3
+
+
 class SlowClients:
     """Hostile connections driven from one thread: slowloris heads, slow bodies, silence."""
 

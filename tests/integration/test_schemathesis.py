@@ -12,14 +12,13 @@ Bounded: ``--max-examples`` per operation, a fixed seed, and a subprocess
 timeout well inside the test's. See ``schemathesis.toml`` beside this file
 for the (small, explained) configuration.
 
-The server runs one worker process: a user deleted through one worker is
-evicted from the other worker's cache by NOTIFY within milliseconds, and a
-fuzzer that reads it back in those milliseconds would report a stale read
-that the cache-coherence tests already bound (< 1 s) on purpose. Its login
-limits are raised: the fuzzer's random logins from 127.0.0.1 would otherwise
-lock its own re-login out, and it logs in again after every logout it
-tests, faster than the successful-login limit allows; the limits have
-tests of their own.
+The server runs two worker processes, as ``usermgmt serve`` does by
+default: a user changed or deleted through one worker is never served old
+by the other (the host's shared stamps), so the stateful checks hold
+whichever worker answers. Its login limits are raised: the fuzzer's random
+logins from 127.0.0.1 would otherwise lock its own re-login out, and it
+logs in again after every logout it tests, faster than the
+successful-login limit allows; the limits have tests of their own.
 """
 
 from __future__ import annotations
@@ -51,7 +50,7 @@ def fuzzed_server(database_url: str, db: psycopg.Connection[Any], tmp_path: Path
            "USERMGMT_DB_WORKERS": "2", "USERMGMT_LOGIN_RATE_LIMIT": "100000",
            "USERMGMT_LOGIN_SUCCESS_LIMIT": "100000",
            "USERMGMT_LOG_LEVEL": "WARNING"}
-    with Server(env, tmp_path / "server.log", workers=1) as running:
+    with Server(env, tmp_path / "server.log", workers=2) as running:
         yield running
 
 

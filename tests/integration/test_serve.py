@@ -84,9 +84,11 @@ def test_many_concurrent_requests_through_both_workers(server: Server) -> None:
 
 
 @pytest.mark.slow
-def test_embedded_database_serve_keeps_data_and_refuses_a_second_server(tmp_path: Path) -> None:
-    env = {"USERMGMT_DATA_DIR": str(tmp_path / "var"), "DATABASE_URL": "", "USERMGMT_DB_WORKERS": "2"}
-    first = Server(env, tmp_path / "first.log", workers=1)
+def test_embedded_database_serve_keeps_data_and_refuses_a_second_server(
+    tmp_path: Path, embedded_data_dir: Path
+) -> None:
+    env = {"USERMGMT_DATA_DIR": str(embedded_data_dir), "DATABASE_URL": "", "USERMGMT_DB_WORKERS": "2"}
+    first = Server(env, tmp_path / "first.log", workers=2)
     with first:
         created = first.http.post(first.url + "/api/users", timeout=10,
                                 json={"name": "Kept", "email": "kept@example.com"})
@@ -98,14 +100,14 @@ def test_embedded_database_serve_keeps_data_and_refuses_a_second_server(tmp_path
         assert second.returncode != 0
         assert "in use" in second.stderr
         assert first.terminate() == 0
-    assert not _postgres_running_on(tmp_path / "var")
-    with Server(env, tmp_path / "again.log", workers=1) as again:
+    assert not _postgres_running_on(embedded_data_dir)
+    with Server(env, tmp_path / "again.log", workers=2) as again:
         listed = again.http.get(again.url + "/api/users", timeout=10).json()
         # Both servers bootstrapped an admin of their own; the member was kept.
         assert [u["email"] for u in listed["data"] if u["role"] == "member"] == ["kept@example.com"]
         again.process.send_signal(signal.SIGINT)  # type: ignore[union-attr]
         assert again.process.wait(40) == 0  # type: ignore[union-attr]
-    assert not _postgres_running_on(tmp_path / "var")
+    assert not _postgres_running_on(embedded_data_dir)
 
 
 def _postgres_running_on(data_dir: Path) -> bool:
