@@ -14,8 +14,8 @@ or just after it was put in the inbox) answers :class:`pykka.ActorDeadError`
 at once. A message put in the inbox after the actor drained it for the
 last time is caught by the second check.
 
-This module is the one place that relies on pykka's ``Envelope`` (a
-private type): ``tests/supervisors/test_aio.py`` fails if it changes.
+pykka's ``Envelope`` is a private type, reached through
+:mod:`supervisors._pykka` with every other pykka internal this package uses.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ import sys
 from typing import Any
 
 import pykka
-from pykka._envelope import Envelope
+
+from supervisors._pykka import Envelope
 
 __all__ = ["LoopFuture", "ask_async"]
 

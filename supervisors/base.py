@@ -41,7 +41,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple, Self
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Self, TypedDict, Unpack
 
 import pykka
 from pykka import ActorDeadError
@@ -55,9 +55,30 @@ from supervisors.spec import ChildSpec, ChildType, Restart, Strategy, StrategyNa
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ["ChildInfo", "SupervisorBase"]
+__all__ = ["ChildInfo", "SupervisorBase", "SupervisorOptions"]
 
 ChildInfo = tuple[str, pykka.ActorRef[Any] | None, ChildType]
+
+
+class SupervisorOptions(TypedDict, total=False):
+    """What every supervisor takes, whatever decides its children.
+
+    Attributes:
+        intensity: restarts allowed within ``period``; ``>= 0`` (default 3).
+        period: seconds of the restart window; ``> 0`` (default 5).
+        name: used in logs and events; a short unique id by default.
+        on_give_up: called (in the supervisor's thread, after all children
+            are stopped) when the intensity is exceeded. Exceptions are
+            logged and ignored.
+        event_hook: receives every `SupervisorEvent`; inherited by child
+            supervisors started from specs unless their kwargs set one.
+    """
+
+    intensity: int
+    period: float
+    name: str | None
+    on_give_up: Callable[[], None] | None
+    event_hook: EventHook | None
 """One entry of ``which_children()``: id, ref (``None`` when not running) and type."""
 
 _GIVE_UP_REASON = "reached_max_restart_intensity"
@@ -111,6 +132,9 @@ class SupervisorBase(pykka.ThreadingActor):
     this class starts, stops and restarts them.
     """
 
+    child_type: ClassVar[ChildType] = ChildType.SUPERVISOR
+    """What a `ChildSpec` of a supervisor class is (see ``spec._detect_type``)."""
+
     # Like its children, a supervisor never keeps a process alive: a process
     # that must exit (its parent died, it was told to stop) must not hang on
     # a tree nobody will stop. Stop the tree explicitly for a clean shutdown.
@@ -120,29 +144,28 @@ class SupervisorBase(pykka.ThreadingActor):
         self,
         *,
         strategy: Strategy | StrategyName = Strategy.ONE_FOR_ONE,
-        intensity: int = 3,
-        period: float = 5.0,
-        name: str | None = None,
-        on_give_up: Callable[[], None] | None = None,
-        event_hook: EventHook | None = None,
+        **options: Unpack[SupervisorOptions],
     ) -> None:
-        """Validate the settings; runs in the thread calling ``start``.
+        """Validate the settings (see `SupervisorOptions`); runs in the thread calling ``start``.
 
         Raises:
             ValueError: for an unknown strategy, a negative intensity or a
                 period that is not positive.
         """
         super().__init__()
+        intensity = options.get("intensity", 3)
+        period = options.get("period", 5.0)
         if isinstance(intensity, bool) or not isinstance(intensity, int) or intensity < 0:
             raise ValueError(f"intensity must be an int >= 0, got {intensity!r}")
         if not period > 0:
             raise ValueError(f"period must be > 0, got {period!r}")
+        name = options.get("name")
         self.name: str = name if name is not None else f"supervisor-{self.actor_urn[9:17]}"
         self._strategy = Strategy(strategy)
         self._intensity = intensity
         self._period = float(period)
-        self._on_give_up = on_give_up
-        self._event_hook = event_hook
+        self._on_give_up = options.get("on_give_up")
+        self._event_hook = options.get("event_hook")
         self._children: list[_Child] = []
         self._by_urn: dict[str, _Child] = {}
         self._restarts: list[float] = []
@@ -236,6 +259,18 @@ class SupervisorBase(pykka.ThreadingActor):
         }
 
     # -- for subclasses -----------------------------------------------------------
+
+    def _start_new(self, spec: ChildSpec) -> _Child:
+        """Start a child from ``spec`` (not a restart); the caller keeps it.
+
+        Raises:
+            StartError: the child failed to start.
+        """
+        child = self._new_child(spec)
+        error = self._start(child)
+        if error is not None:
+            raise StartError(spec.id, error) from error
+        return child
 
     def _new_child(self, spec: ChildSpec) -> _Child:
         return _Child(key=next(self._keys), spec=spec)

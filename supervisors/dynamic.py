@@ -8,14 +8,12 @@ are only labels for logs and need not be unique.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Unpack
 
 import pykka
 
-from supervisors.base import SupervisorBase, _Child
-from supervisors.errors import ChildNotFoundError, MaxChildrenError, StartError
-from supervisors.events import EventHook
+from supervisors.base import SupervisorBase, SupervisorOptions, _Child
+from supervisors.errors import ChildNotFoundError, MaxChildrenError
 from supervisors.spec import ChildSpec, Strategy
 
 __all__ = ["DynamicSupervisor"]
@@ -34,31 +32,17 @@ class DynamicSupervisor(SupervisorBase):
         self,
         *,
         max_children: int | None = None,
-        intensity: int = 3,
-        period: float = 5.0,
-        name: str | None = None,
-        on_give_up: Callable[[], None] | None = None,
-        event_hook: EventHook | None = None,
+        **options: Unpack[SupervisorOptions],
     ) -> None:
         """Create the supervisor; runs in the thread calling ``start``.
 
         Args:
             max_children: most children at once (running or restarting);
                 unlimited if ``None``.
-            intensity: restarts allowed within ``period``; ``>= 0``.
-            period: seconds of the restart window; ``> 0``.
-            name: used in logs and events; a short unique id by default.
-            on_give_up: as for `Supervisor`.
-            event_hook: as for `Supervisor`.
+            **options: intensity, period, name, on_give_up, event_hook
+                (see `SupervisorOptions`).
         """
-        super().__init__(
-            strategy=Strategy.ONE_FOR_ONE,
-            intensity=intensity,
-            period=period,
-            name=name,
-            on_give_up=on_give_up,
-            event_hook=event_hook,
-        )
+        super().__init__(strategy=Strategy.ONE_FOR_ONE, **options)
         if max_children is not None and max_children < 0:
             raise ValueError(f"max_children must be >= 0 or None, got {max_children!r}")
         self._max_children = max_children
@@ -80,10 +64,7 @@ class DynamicSupervisor(SupervisorBase):
             raise MaxChildrenError(
                 f"supervisor {self.name} already has {self._max_children} children"
             )
-        child = self._new_child(spec)
-        error = self._start(child)
-        if error is not None:
-            raise StartError(spec.id, error) from error
+        child = self._start_new(spec)
         self._children.append(child)
         assert child.ref is not None
         return child.ref

@@ -34,9 +34,10 @@ import contextlib
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias, TypeVar, cast
 
 import pykka
 from pykka import ActorDeadError, ActorRegistry
@@ -47,11 +48,10 @@ from supervisors.latch import LatchFuture, new_inbox
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from supervisors.spec import KillFn
-
 __all__ = [
     "ChildExit",
     "ExitReason",
+    "KillFn",
     "Link",
     "MonitoredActor",
     "crash",
@@ -59,6 +59,9 @@ __all__ = [
     "shutdown",
     "spawn",
 ]
+
+KillFn: TypeAlias = Callable[[pykka.ActorRef[Any]], None]
+"""Called with a child's ref when it must be killed; see `ChildSpec.kill`."""
 
 logger = logging.getLogger("supervisors")
 _pykka_logger = logging.getLogger("pykka")

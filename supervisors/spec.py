@@ -8,13 +8,15 @@ an enum member is expected and compare equal to it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import pykka
+
+from supervisors.monitor import KillFn
 
 if TYPE_CHECKING:
     from supervisors.backoff import Backoff
@@ -81,8 +83,6 @@ INFINITY: Literal["infinity"] = "infinity"
 
 Shutdown: TypeAlias = float | Literal["brutal_kill", "infinity"]
 
-KillFn: TypeAlias = Callable[[pykka.ActorRef[Any]], None]
-"""Called with the child's ref when it must be killed; see `ChildSpec.kill`."""
 
 _WORKER_SHUTDOWN = 5.0
 
@@ -195,10 +195,11 @@ class ChildSpec:
 
 
 def _detect_type(actor_class: type[pykka.ThreadingActor]) -> ChildType:
-    # Imported here because the supervisor modules import this one.
-    from supervisors.base import SupervisorBase
-
-    return ChildType.SUPERVISOR if issubclass(actor_class, SupervisorBase) else ChildType.WORKER
+    # A supervisor class says so (SupervisorBase.child_type); any other
+    # actor is a worker. Read as an attribute, so that this module needs
+    # none of the supervisor modules (they import it).
+    declared = getattr(actor_class, "child_type", ChildType.WORKER)
+    return ChildType.SUPERVISOR if declared == ChildType.SUPERVISOR else ChildType.WORKER
 
 
 def _check_shutdown(shutdown: object) -> None:

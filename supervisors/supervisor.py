@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Unpack
 
 import pykka
 
-from supervisors.base import SupervisorBase, _Child
+from supervisors.base import SupervisorBase, SupervisorOptions, _Child
 from supervisors.errors import (
     AlreadyPresentError,
     AlreadyStartedError,
@@ -15,7 +15,6 @@ from supervisors.errors import (
     ChildRunningError,
     StartError,
 )
-from supervisors.events import EventHook
 from supervisors.spec import ChildSpec, Strategy, StrategyName
 
 __all__ = ["Supervisor"]
@@ -48,38 +47,21 @@ class Supervisor(SupervisorBase):
         self,
         *,
         strategy: Strategy | StrategyName = Strategy.ONE_FOR_ONE,
-        intensity: int = 3,
-        period: float = 5.0,
         children: Iterable[ChildSpec] = (),
-        name: str | None = None,
-        on_give_up: Callable[[], None] | None = None,
-        event_hook: EventHook | None = None,
+        **options: Unpack[SupervisorOptions],
     ) -> None:
         """Create the supervisor; runs in the thread calling ``start``.
 
         Args:
             strategy: `Strategy` (or its string value).
-            intensity: restarts allowed within ``period``; ``>= 0``.
-            period: seconds of the restart window; ``> 0``.
             children: specs started in this order; ids must be unique.
-            name: used in logs and events; a short unique id by default.
-            on_give_up: called (in the supervisor's thread, after all
-                children are stopped) when the intensity is exceeded.
-                Exceptions are logged and ignored.
-            event_hook: receives every `SupervisorEvent`; inherited by child
-                supervisors started from specs unless their kwargs set one.
+            **options: intensity, period, name, on_give_up, event_hook
+                (see `SupervisorOptions`).
 
         Raises:
             ValueError: for duplicate child ids or invalid settings.
         """
-        super().__init__(
-            strategy=strategy,
-            intensity=intensity,
-            period=period,
-            name=name,
-            on_give_up=on_give_up,
-            event_hook=event_hook,
-        )
+        super().__init__(strategy=strategy, **options)
         specs = list(children)
         ids = [spec.id for spec in specs]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
@@ -105,10 +87,7 @@ class Supervisor(SupervisorBase):
             if existing.ref is not None:
                 raise AlreadyStartedError(spec.id, existing.ref)
             raise AlreadyPresentError(spec.id)
-        child = self._new_child(spec)
-        error = self._start(child)
-        if error is not None:
-            raise StartError(spec.id, error) from error
+        child = self._start_new(spec)
         self._children.append(child)
         assert child.ref is not None
         return child.ref

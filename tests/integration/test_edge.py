@@ -11,7 +11,6 @@ import contextlib
 import json
 import socket
 import statistics
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 import requests
 
+from perf.attack import Attack, SlowClients
 from tests.integration.server import Server
 
 pytestmark = pytest.mark.integration
@@ -167,68 +167,13 @@ def test_an_idle_kept_alive_connection_is_closed_after_the_keep_alive_time(
         assert keepalive - 0.5 <= time.monotonic() - started <= keepalive + 3
 
 
-class SlowClients:
-    """Hostile connections driven from one thread: slowloris heads, slow bodies, silence."""
-
-    def __init__(self, port: int, slow_heads: int, slow_bodies: int, silent: int) -> None:
-        self.port = port
-        self.counts = (slow_heads, slow_bodies, silent)
-        self.sockets: list[tuple[str, socket.socket]] = []
-        self.closed_by_server: dict[str, int] = {"head": 0, "body": 0, "silent": 0}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._drip, daemon=True)
-
-    def __enter__(self) -> SlowClients:
-        heads, bodies, silent = self.counts
-        for kind, count in (("head", heads), ("body", bodies), ("silent", silent)):
-            for _ in range(count):
-                sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
-                if kind == "head":  # a header value that never ends
-                    sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-                if kind == "body":
-                    sock.sendall(b"POST /api/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                                 b"application/json\r\nContent-Length: 1000\r\n\r\n")
-                sock.setblocking(False)
-                self.sockets.append((kind, sock))
-        self._thread.start()
-        return self
-
-    def _drip(self) -> None:
-        # One byte per connection every half second, bounded by the test's stop.
-        while not self._stop.wait(0.5):
-            for kind, sock in self.sockets:
-                if kind == "silent":
-                    continue
-                with contextlib.suppress(OSError):
-                    sock.send(b"a" if kind == "head" else b" ")
-
-    def count_closed(self) -> dict[str, int]:
-        closed = {"head": 0, "body": 0, "silent": 0}
-        for kind, sock in self.sockets:
-            try:
-                data = sock.recv(4096)
-            except BlockingIOError:
-                continue  # still open, nothing to read
-            except OSError:
-                data = b""
-            if data == b"" or data.startswith(b"HTTP/1.1 408"):
-                closed[kind] += 1
-        return closed
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        for _, sock in self.sockets:
-            sock.close()
-
-
 @pytest.mark.slow
 def test_slow_and_silent_clients_neither_starve_others_nor_stay_connected(
         server: Server) -> None:
     user = server.http.post(server.url + "/api/users", timeout=10,
                             json={"name": "Hot", "email": "hot-edge@example.com"}).json()
     url = f"{server.url}/api/users/{user['id']}"
-    with SlowClients(server.port, slow_heads=200, slow_bodies=200, silent=2000) as attack:
+    with SlowClients("127.0.0.1", server.port, Attack()) as attack:
         latencies = []
         with requests.Session() as normal:
             normal.headers.update(server.http.headers)
@@ -241,7 +186,7 @@ def test_slow_and_silent_clients_neither_starve_others_nor_stay_connected(
         # Generous: the point is "answered promptly", not a benchmark (see perf/).
         assert statistics.quantiles(latencies, n=100)[98] < 0.5
         time.sleep(max(HEADER_TIMEOUT, BODY_TIMEOUT) + 2.5)  # deadline plus sweep plus slack
-        closed = attack.count_closed()
+        closed = attack.closed_by_server()
     assert closed == {"head": 200, "body": 200, "silent": 2000}, closed
 
 

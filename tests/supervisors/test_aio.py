@@ -99,10 +99,3 @@ def test_the_loop_keeps_running_while_the_actor_works() -> None:
         assert asyncio.run(ask_and_tick()) >= 5
     finally:
         ref.stop()
-
-
-def test_pykka_still_has_the_envelope_this_bridge_relies_on() -> None:
-    from pykka._envelope import Envelope
-
-    envelope = Envelope("message", reply_to=None)
-    assert envelope.message == "message" and envelope.reply_to is None
