@@ -31,7 +31,6 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, ClassVar, LiteralString
 
 import psycopg
@@ -40,9 +39,11 @@ from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from actors.errors import (
+    CurrentPasswordRequired,
     DatabaseUnavailable,
     DuplicateEmail,
     InvalidData,
+    LastAdmin,
     NotFound,
     PreconditionFailed,
     UsermgmtError,
@@ -55,13 +56,14 @@ from actors.messages import (
     Credentials,
     DeleteSession,
     DeleteUser,
-    GetCredentials,
     GetSession,
     GetUsers,
     ListUsers,
     Ping,
-    RecordLoginFailure,
     Refused,
+    ReleaseAttempt,
+    ReserveAttempt,
+    SessionCreated,
     SessionRow,
     UpdateUser,
     User,
@@ -73,6 +75,9 @@ from actors.worker_pool import WorkerPool
 __all__ = ["ConnectionLost", "DbWorker"]
 
 logger = logging.getLogger(__name__)
+
+# Raised by the users_keep_an_admin trigger (migration 0004).
+LAST_ADMIN_SQLSTATE = "UM001"
 
 _COLUMNS: LiteralString = "id, name, email, role, version, inserted_at, updated_at"
 _SELECT_MANY: LiteralString = f"SELECT {_COLUMNS} FROM users WHERE id = ANY(%s)"
@@ -95,14 +100,18 @@ _SET: LiteralString = (
 )
 _IF_VERSION: LiteralString = " AND version = ANY(%s)"
 _IF_HASH: LiteralString = " AND password_hash = %s"
+_IF_EMAIL: LiteralString = " AND email = %s"
 _RETURNING: LiteralString = f" RETURNING {_COLUMNS}"
-# Indexed by (has If-Match, has expected password hash): four fixed
-# statements, so each is prepared once per connection.
-_UPDATES: dict[tuple[bool, bool], LiteralString] = {
-    (False, False): _SET + _RETURNING,
-    (True, False): _SET + _IF_VERSION + _RETURNING,
-    (False, True): _SET + _IF_HASH + _RETURNING,
-    (True, True): _SET + _IF_VERSION + _IF_HASH + _RETURNING,
+# Indexed by (has If-Match, has expected password hash, keeps the email):
+# fixed statements, so each is prepared once per connection. A verified
+# password and a kept email never go together (the one waives the other).
+_UPDATES: dict[tuple[bool, bool, bool], LiteralString] = {
+    (False, False, False): _SET + _RETURNING,
+    (True, False, False): _SET + _IF_VERSION + _RETURNING,
+    (False, True, False): _SET + _IF_HASH + _RETURNING,
+    (True, True, False): _SET + _IF_VERSION + _IF_HASH + _RETURNING,
+    (False, False, True): _SET + _IF_EMAIL + _RETURNING,
+    (True, False, True): _SET + _IF_VERSION + _IF_EMAIL + _RETURNING,
 }
 _DELETE: LiteralString = "DELETE FROM users WHERE id = %s RETURNING version"
 _DELETE_IF_VERSION: LiteralString = (
@@ -129,9 +138,10 @@ _CREDENTIALS_BY_ID: LiteralString = (
     "SELECT 'e:' || lower(email), id, role, password_hash FROM users WHERE id = %s"
 )
 # Seconds until every subject is below the limit again, or NULL if none
-# has reached it: for a subject with n >= limit failures in the window,
-# its (n - limit + 1)-th oldest failure must leave the window first.
-_RETRY_AFTER: LiteralString = (
+# has reached it: for a subject with n >= limit rows in the window, its
+# (n - limit + 1)-th oldest row must leave the window first. The same for
+# failures (and reserved attempts) and for successful logins.
+_RETRY_AFTER_FAILURES: LiteralString = (
     "SELECT max(ceil(extract(epoch FROM failed_at + make_interval(secs => %(window)s) - now())))"
     " FROM (SELECT failed_at, count(*) OVER w AS n, row_number() OVER (w ORDER BY failed_at) AS k"
     "       FROM login_failures"
@@ -140,11 +150,46 @@ _RETRY_AFTER: LiteralString = (
     "       WINDOW w AS (PARTITION BY subject)) AS recent"
     " WHERE n >= %(limit)s AND k = n - %(limit)s + 1"
 )
-_RECORD_FAILURE: LiteralString = (
-    "INSERT INTO login_failures (subject) SELECT unnest(%s::text[])"
+_RETRY_AFTER_SUCCESSES: LiteralString = (
+    "SELECT max(ceil(extract(epoch FROM succeeded_at + make_interval(secs => %(window)s)"
+    "                                   - now())))"
+    " FROM (SELECT succeeded_at, count(*) OVER () AS n,"
+    "              row_number() OVER (ORDER BY succeeded_at) AS k"
+    "       FROM login_successes"
+    "       WHERE subject = %(subject)s"
+    "         AND succeeded_at > now() - make_interval(secs => %(window)s)) AS recent"
+    " WHERE n >= %(limit)s AND k = n - %(limit)s + 1"
 )
+_KNOWN_ADDRESS: LiteralString = (
+    "SELECT 1 FROM known_addresses WHERE account = %s AND address = %s"
+    " AND seen_at > now() - make_interval(secs => %s)"
+)
+# Sorted, so that two attempts locking overlapping subjects cannot deadlock;
+# under a namespace key of its own among the database's advisory locks.
+_LOCK_SUBJECTS: LiteralString = (
+    "SELECT pg_advisory_xact_lock(1819240307, h)"
+    " FROM (SELECT DISTINCT hashtext(s) AS h FROM unnest(%s::text[]) AS s ORDER BY h) AS sorted"
+)
+# One attempt id for the rows of all its subjects.
+_RESERVE: LiteralString = (
+    "WITH attempt AS (SELECT nextval('login_attempt_ids') AS id)"
+    " INSERT INTO login_failures (subject, attempt)"
+    " SELECT s, attempt.id FROM attempt, unnest(%s::text[]) AS s RETURNING attempt"
+)
+_RELEASE: LiteralString = "DELETE FROM login_failures WHERE attempt = %s"
 _PRUNE_FAILURES: LiteralString = (
     "DELETE FROM login_failures WHERE failed_at <= now() - make_interval(secs => %s)"
+)
+_COUNT_SUCCESS: LiteralString = "INSERT INTO login_successes (subject) VALUES (%s)"
+_PRUNE_SUCCESSES: LiteralString = (
+    "DELETE FROM login_successes WHERE succeeded_at <= now() - make_interval(secs => %s)"
+)
+_REMEMBER_ADDRESS: LiteralString = (
+    "INSERT INTO known_addresses (account, address) VALUES (%s, %s)"
+    " ON CONFLICT (account, address) DO UPDATE SET seen_at = now()"
+)
+_PRUNE_ADDRESSES: LiteralString = (
+    "DELETE FROM known_addresses WHERE seen_at <= now() - make_interval(secs => %s)"
 )
 _INSERT_SESSION: LiteralString = (
     "INSERT INTO sessions (token_hash, user_id, expires_at)"
@@ -152,6 +197,13 @@ _INSERT_SESSION: LiteralString = (
 )
 _PRUNE_SESSIONS: LiteralString = (
     "DELETE FROM sessions WHERE user_id = %s AND expires_at <= now()"
+)
+# The user's sessions past the newest max_sessions (the new one included).
+_END_OLDEST_SESSIONS: LiteralString = (
+    "DELETE FROM sessions WHERE token_hash IN ("
+    "  SELECT token_hash FROM sessions WHERE user_id = %s"
+    "  ORDER BY created_at DESC, token_hash DESC OFFSET %s)"
+    " RETURNING session_cache_key(token_hash)"
 )
 _REHASH: LiteralString = (
     "UPDATE users SET password_hash = %s WHERE id = %s AND password_hash = %s"
@@ -334,6 +386,8 @@ class DbWorker(pykka.ThreadingActor):
             self._error("query_canceled")
             raise DatabaseUnavailable("the query took too long and was cancelled") from exc
         except psycopg.Error as exc:
+            if exc.sqlstate == LAST_ADMIN_SQLSTATE:
+                raise LastAdmin("this change would leave no admin; promote another first") from exc
             conn = self._conn
             if conn is None or conn.closed or conn.broken:
                 healthy = False
@@ -398,13 +452,16 @@ class DbWorker(pykka.ThreadingActor):
         # which the WHERE id = ... already does.
         if_version = bool(msg.if_match)
         if_hash = msg.expected_password_hash is not None
+        if_email = msg.same_email and msg.email is not None and not if_hash
         params: list[Any] = [msg.name, msg.email, msg.role, msg.password_hash, msg.user_id]
         if if_version:
             assert msg.if_match is not None
             params.append(list(msg.if_match))
         if if_hash:
             params.append(msg.expected_password_hash)
-        statement = _UPDATES[if_version, if_hash]
+        if if_email:
+            params.append(msg.email)
+        statement = _UPDATES[if_version, if_hash, if_email]
         keys: tuple[int, ...] = ()
         if msg.password_hash is None and msg.role is None:
             row = cur.execute(statement, params).fetchone()
@@ -421,7 +478,10 @@ class DbWorker(pykka.ThreadingActor):
             user = User(*row)
             return Written(user, user.version, keys)
         self._explain_miss(msg.user_id, msg.if_match)
-        # The row exists and its version matched: the password changed.
+        # The row exists and its version matched: the email would change,
+        # or the password changed since it was verified.
+        if if_email:
+            raise CurrentPasswordRequired("changing your own email requires current_password")
         raise WrongPassword("the current password is not correct")
 
     def _delete(self, msg: DeleteUser) -> Written:
@@ -464,8 +524,9 @@ class DbWorker(pykka.ThreadingActor):
     # burns CPU for ~0.2 s, and a worker must not hold its connection
     # meanwhile; the request thread does it between two messages) --------
 
-    def _credentials(self, msg: GetCredentials) -> Credentials:
+    def _reserve(self, msg: ReserveAttempt) -> Credentials:
         cur = self._db
+        limits = msg.limits
         if msg.user_id is not None:
             row = cur.execute(_CREDENTIALS_BY_ID, (msg.user_id,)).fetchone()
             if row is None:
@@ -473,34 +534,59 @@ class DbWorker(pykka.ThreadingActor):
         else:
             row = cur.execute(_CREDENTIALS_BY_EMAIL, (msg.email, msg.email)).fetchone()
             assert row is not None
-        subjects = (str(row[0]), "a:" + msg.address)
-        wait = cur.execute(
-            _RETRY_AFTER, {"subjects": list(subjects), "window": msg.window, "limit": msg.limit}
-        ).fetchone()
-        retry_after = None if wait is None or wait[0] is None else max(1, int(wait[0]))
-        return Credentials(subjects, row[1], row[2], row[3], retry_after)
+        account = str(row[0])
+        known = cur.execute(_KNOWN_ADDRESS, (account, msg.address, limits.known_for)
+                            ).fetchone() is not None
+        subjects = ([f"p:{account[2:]}|{msg.address}"] if known
+                    else [account, "a:" + msg.address])
+        with cur.connection.transaction():
+            cur.execute(_LOCK_SUBJECTS, (subjects,))
+            # Each statement from here on sees every attempt committed
+            # before this one got the locks: the count and the reservation
+            # are one step for everyone checking these subjects.
+            wait = cur.execute(_RETRY_AFTER_FAILURES, {
+                "subjects": subjects, "window": limits.window, "limit": limits.attempts,
+            }).fetchone()
+            if wait is None or wait[0] is None:
+                wait = cur.execute(_RETRY_AFTER_SUCCESSES, {
+                    "subject": account, "window": limits.success_window,
+                    "limit": limits.successes,
+                }).fetchone()
+            if wait is not None and wait[0] is not None:
+                return Credentials(account, row[1], row[2], row[3], max(1, int(wait[0])),
+                                   known=known)
+            reserved = cur.execute(_RESERVE, (subjects,)).fetchone()
+            assert reserved is not None
+        cur.execute(_PRUNE_FAILURES, (limits.window,))
+        return Credentials(account, row[1], row[2], row[3], None, int(reserved[0]), known)
 
-    def _record_failure(self, msg: RecordLoginFailure) -> None:
-        cur = self._db
-        cur.execute(_RECORD_FAILURE, (list(msg.subjects),))
-        cur.execute(_PRUNE_FAILURES, (msg.window,))
+    def _release_attempt(self, msg: ReleaseAttempt) -> None:
+        self._db.execute(_RELEASE, (msg.attempt,))
 
-    def _create_session(self, msg: CreateSession) -> datetime:
+    def _create_session(self, msg: CreateSession) -> SessionCreated:
         cur = self._db
-        try:
-            with cur.connection.transaction():
-                cur.execute(_PRUNE_SESSIONS, (msg.user_id,))
-                row = cur.execute(
-                    _INSERT_SESSION, (msg.token_hash, msg.user_id, msg.ttl)
-                ).fetchone()
-                if msg.rehash is not None:
-                    old, new = msg.rehash
-                    cur.execute(_REHASH, (new, msg.user_id, old))
-        except pg_errors.ForeignKeyViolation:
-            raise NotFound(f"user {msg.user_id} does not exist") from None
+        limits = msg.limits
+        with cur.connection.transaction():
+            if msg.attempt is not None:
+                cur.execute(_RELEASE, (msg.attempt,))
+            # Locked, so that concurrent logins of one user count its
+            # sessions one after the other (and a deleted user is seen).
+            if cur.execute(_LOCK_USER, (msg.user_id,)).fetchone() is None:
+                raise NotFound(f"user {msg.user_id} does not exist")
+            cur.execute(_PRUNE_SESSIONS, (msg.user_id,))
+            row = cur.execute(_INSERT_SESSION, (msg.token_hash, msg.user_id, msg.ttl)).fetchone()
+            ended = cur.execute(_END_OLDEST_SESSIONS,
+                                (msg.user_id, limits.max_sessions)).fetchall()
+            if msg.account:
+                cur.execute(_COUNT_SUCCESS, (msg.account,))
+                cur.execute(_REMEMBER_ADDRESS, (msg.account, msg.address))
+            if msg.rehash is not None:
+                old, new = msg.rehash
+                cur.execute(_REHASH, (new, msg.user_id, old))
+        cur.execute(_PRUNE_SUCCESSES, (limits.success_window,))
+        cur.execute(_PRUNE_ADDRESSES, (limits.known_for,))
         assert row is not None
-        expires_at: datetime = row[0]
-        return expires_at
+        return SessionCreated(row[0], tuple(int(key) for (key,) in ended))
 
     def _get_session(self, msg: GetSession) -> SessionRow | None:
         row = self._db.execute(_SELECT_SESSION, (msg.token_hash,)).fetchone()
@@ -517,8 +603,8 @@ DbWorker._handlers = {
     UpdateUser: ("update", DbWorker._update),
     DeleteUser: ("delete", DbWorker._delete),
     Ping: ("ping", DbWorker._ping),
-    GetCredentials: ("get_credentials", DbWorker._credentials),
-    RecordLoginFailure: ("record_login_failure", DbWorker._record_failure),
+    ReserveAttempt: ("reserve_attempt", DbWorker._reserve),
+    ReleaseAttempt: ("release_attempt", DbWorker._release_attempt),
     CreateSession: ("create_session", DbWorker._create_session),
     GetSession: ("get_session", DbWorker._get_session),
     DeleteSession: ("delete_session", DbWorker._delete_session),

@@ -5,10 +5,12 @@ The HTTP edge maps each to one status in one place::
     UsermgmtError
      ├── NotFound               404  no such user
      ├── DuplicateEmail         409  email taken (case-insensitively)
+     ├── LastAdmin              409  the change would leave no admin
      ├── PreconditionFailed     412  If-Match did not match the row version
      ├── InvalidData            422  the database refused a value (backstop to validation)
      ├── InvalidCredentials     401  login: unknown email, wrong password or no password
-     ├── WrongPassword          422  current_password is not the user's password (any more)
+     ├── WrongPassword          403  current_password is not the user's password (any more)
+     ├── CurrentPasswordRequired 403 one's own email changed without current_password
      ├── RateLimited            429  too many failed password checks (Retry-After)
      └── Unavailable            503  try again later (Retry-After)
           ├── NoWorkerAvailable      no idle DbWorker within the checkout wait, or shed
@@ -19,10 +21,12 @@ The HTTP edge maps each to one status in one place::
 from __future__ import annotations
 
 __all__ = [
+    "CurrentPasswordRequired",
     "DatabaseUnavailable",
     "DuplicateEmail",
     "InvalidCredentials",
     "InvalidData",
+    "LastAdmin",
     "NoWorkerAvailable",
     "NotFound",
     "PreconditionFailed",
@@ -46,6 +50,10 @@ class DuplicateEmail(UsermgmtError):
     """Another user already has this email, compared case-insensitively."""
 
 
+class LastAdmin(UsermgmtError):
+    """Demoting or deleting this admin would leave none (decided by the database)."""
+
+
 class PreconditionFailed(UsermgmtError):
     """The request's If-Match precondition does not hold."""
 
@@ -60,6 +68,10 @@ class InvalidCredentials(UsermgmtError):
 
 class WrongPassword(UsermgmtError):
     """The current password given is not (or no longer) the user's password."""
+
+
+class CurrentPasswordRequired(UsermgmtError):
+    """Changing this (one's own email or password) needs the current password."""
 
 
 class RateLimited(UsermgmtError):

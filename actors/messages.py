@@ -21,13 +21,15 @@ __all__ = [
     "Credentials",
     "DeleteSession",
     "DeleteUser",
-    "GetCredentials",
     "GetSession",
     "GetUsers",
     "ListUsers",
+    "LoginLimits",
     "Ping",
-    "RecordLoginFailure",
     "Refused",
+    "ReleaseAttempt",
+    "ReserveAttempt",
+    "SessionCreated",
     "SessionRow",
     "UpdateUser",
     "User",
@@ -122,6 +124,9 @@ class UpdateUser:
     With ``expected_password_hash``, the update applies only while the
     stored hash is still that one (the caller verified the current
     password against it); otherwise :class:`~actors.errors.WrongPassword`.
+    With ``same_email``, it applies only if the stored email already is
+    ``email`` (a caller who may not change it without its current
+    password); otherwise :class:`~actors.errors.CurrentPasswordRequired`.
     """
 
     user_id: int
@@ -132,6 +137,7 @@ class UpdateUser:
     password_hash: str | None = field(default=None, repr=False)
     expected_password_hash: str | None = field(default=None, repr=False)
     keep_session: bytes | None = field(default=None, repr=False)
+    same_email: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,50 +174,90 @@ class Ping:
 
 
 @dataclass(frozen=True, slots=True)
-class GetCredentials:
-    """A user's credentials and the failed-login counts that limit checking them.
+class LoginLimits:
+    """How password checks and logins are limited (see :class:`ReserveAttempt`).
+
+    Attributes:
+        attempts: failed password checks per ``window`` seconds, per
+            subject (an account, an address, or an account at one of its
+            known addresses).
+        window: seconds.
+        successes: successful logins per ``success_window`` seconds, per
+            account.
+        success_window: seconds.
+        known_for: seconds an address stays known to an account after its
+            last successful login from there.
+        max_sessions: sessions per user; a login past it ends the oldest.
+    """
+
+    attempts: int = 5
+    window: float = 60.0
+    successes: int = 30
+    success_window: float = 60.0
+    known_for: float = 30 * 86_400.0
+    max_sessions: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveAttempt:
+    """Look up a user's credentials and reserve one password check, or refuse.
 
     Looked up by ``email`` (login; compared case-insensitively) or by
-    ``user_id`` (checking a current password). Failures are counted for
-    two subjects: the account (``e:`` + lower-cased email, whether or not
-    such a user exists) and the client ``address``.
+    ``user_id`` (checking a current password). The account subject is
+    ``e:`` + lower-cased email, whether or not such a user exists. From an
+    address the account has logged in from within ``known_for``, the check
+    counts against that pair alone (``p:<account>|<address>``); from any
+    other, against the account and the address (``a:<address>``).
+
+    Under advisory locks on those subjects, the window's rows are counted
+    (failures and reservations alike) and, below the limit, one row per
+    subject is inserted for a new attempt: it counts as a failure until
+    the password proves right (:class:`CreateSession` or
+    :class:`ReleaseAttempt` delete it). Answers :class:`Credentials`.
     """
 
     email: str | None
     user_id: int | None
     address: str
-    limit: int
-    window: float = field(repr=False)
+    limits: LoginLimits = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
-    """The answer to :class:`GetCredentials`.
+    """The answer to :class:`ReserveAttempt`.
 
     ``user_id``, ``role`` and ``password_hash`` are None for an unknown
     email (and ``password_hash`` for a user who has none). ``retry_after``
-    is set, in whole seconds, when a subject reached the limit: the
-    password must then not be checked at all.
+    is set, in whole seconds, when a subject reached its limit (failures,
+    or the account's successful logins): no attempt was reserved and the
+    password must not be checked at all. Otherwise ``attempt`` names the
+    reservation; ``account`` is the account subject.
     """
 
-    subjects: tuple[str, ...]
+    account: str
     user_id: int | None
     role: str | None
     password_hash: str | None = field(repr=False)
     retry_after: int | None
+    attempt: int | None = None
+    known: bool = False
 
 
 @dataclass(frozen=True, slots=True)
-class RecordLoginFailure:
-    """Count one failed password check against each subject; prune old ones."""
+class ReleaseAttempt:
+    """Delete a reserved attempt: its password was right, or never checked."""
 
-    subjects: tuple[str, ...]
-    window: float
+    attempt: int
 
 
 @dataclass(frozen=True, slots=True)
 class CreateSession:
-    """Store a session (only its token's SHA-256); answers its expiry.
+    """Store a session (only its token's SHA-256) for a successful login.
+
+    In one transaction: the attempt's reservation is deleted, the login is
+    counted against the account, the address becomes (or stays) known to
+    the account, and past ``limits.max_sessions`` the user's oldest
+    sessions end. Answers :class:`SessionCreated`.
 
     ``rehash`` is ``(old hash, new hash)`` when the password's hash should
     be upgraded to the current parameters; it is applied only if the
@@ -222,6 +268,18 @@ class CreateSession:
     token_hash: bytes = field(repr=False)
     ttl: float
     rehash: tuple[str, str] | None = field(default=None, repr=False)
+    attempt: int | None = None
+    account: str = ""
+    address: str = ""
+    limits: LoginLimits = field(default_factory=LoginLimits, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCreated:
+    """The new session's expiry and the token-cache keys of the sessions it ended."""
+
+    expires_at: datetime
+    ended_keys: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ import orjson
 from app.auth import AuthMiddleware, ListenerSplit
 from app.config import Network
 from app.dashboard.service import Dashboard
+from app.http import AsciiIntConverter
 from app.middleware import RequestMiddleware
 from app.openapi import openapi_document
 from app.problems import install_error_handling
@@ -151,6 +152,7 @@ def create_app(
     app.req_options.strip_url_path_trailing_slash = True
     # Query strings are parsed strictly: "a=1&a=2" stays a list, so it can be refused.
     app.req_options.auto_parse_qs_csv = False
+    app.router_options.converters["int"] = AsciiIntConverter
     install_error_handling(app, retry_after=retry_after)
     app.add_route("/api/users", UsersCollection(users))
     app.add_route("/api/users/{user_id:int(min=1)}", UserItem(users, sessions, trusted_proxies))

@@ -19,9 +19,10 @@ member     read and update its own record only (``name``, ``email``,
            probed; ``role`` is refused (422)
 =========  =========================================================
 
-Anyone changing their *own* password must also send ``current_password``
-(403 without it, 403 when wrong, 429 after too many wrong ones): a stolen
-token alone cannot lock the owner out.
+Anyone changing their *own* password or email must also send
+``current_password`` (403 without it, 403 when wrong, 429 after too many
+wrong ones): a stolen token alone cannot lock the owner out, neither by a
+new password nor by a new login email.
 
 Failures follow RFC 6750: no or another scheme's credentials → 401 with
 ``WWW-Authenticate: Bearer realm="usermgmt"``; an unknown, expired,

@@ -75,6 +75,9 @@ BOUNDS: Mapping[str, Bounds] = {
     "USERMGMT_SESSION_TTL": Bounds(1, 365 * DAY),
     # N of USERMGMT_LOGIN_RATE_LIMIT's N/SECONDS; SECONDS just below.
     "USERMGMT_LOGIN_RATE_LIMIT": Bounds(1, 1_000_000),
+    "USERMGMT_LOGIN_SUCCESS_LIMIT": Bounds(1, 1_000_000),
+    "USERMGMT_MAX_SESSIONS": Bounds(1, 10_000),
+    "USERMGMT_KNOWN_ADDRESS_TTL": Bounds(1, 365 * DAY),
 }
 LOGIN_RATE_WINDOW = Bounds(0.001, DAY)
 
@@ -166,7 +169,7 @@ def _host_port(env: Mapping[str, str], name: str) -> str | None:
     if not raw:
         return None
     host, sep, port = raw.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise ConfigError(f"{name} must be HOST:PORT, got {raw!r}")
     return raw
 
@@ -214,6 +217,10 @@ class Settings:
     session_ttl: float = 86_400.0
     login_rate_limit: int = 5
     login_rate_window: float = 60.0
+    login_success_limit: int = 30
+    login_success_window: float = 60.0
+    known_address_ttl: float = 30 * 86_400.0
+    max_sessions: int = 20
     metrics_bind: str | None = None
     trusted_proxies: tuple[Network, ...] = ()
     dashboard_dir: Path | None = None
@@ -238,6 +245,7 @@ class Settings:
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ConfigError(f"USERMGMT_LOG_LEVEL must be a logging level, got {log_level!r}")
         rate_limit = _rate(env, "USERMGMT_LOGIN_RATE_LIMIT", (5, 60.0))
+        success_limit = _rate(env, "USERMGMT_LOGIN_SUCCESS_LIMIT", (30, 60.0))
         return cls(
             database_url=_database_url(env),
             data_dir=Path(env.get("USERMGMT_DATA_DIR") or "var"),
@@ -263,6 +271,10 @@ class Settings:
             session_ttl=_float(env, "USERMGMT_SESSION_TTL", 86_400.0),
             login_rate_limit=rate_limit[0],
             login_rate_window=rate_limit[1],
+            login_success_limit=success_limit[0],
+            login_success_window=success_limit[1],
+            known_address_ttl=_float(env, "USERMGMT_KNOWN_ADDRESS_TTL", 30 * 86_400.0),
+            max_sessions=_int(env, "USERMGMT_MAX_SESSIONS", 20),
             metrics_bind=_host_port(env, "USERMGMT_METRICS_BIND"),
             trusted_proxies=_networks(env, "USERMGMT_TRUSTED_PROXIES"),
             dashboard_dir=Path(env["USERMGMT_DASHBOARD_DIR"])

@@ -16,6 +16,7 @@ __all__ = [
     "JSON",
     "MAX_BODY_BYTES",
     "MERGE_PATCH_JSON",
+    "AsciiIntConverter",
     "parse_if_match",
     "read_json",
     "require_media_type",
@@ -30,6 +31,19 @@ MAX_BODY_BYTES = 64 * 1024
 DRAIN_LIMIT = 1024 * 1024
 # orjson nests up to 1024 levels; nothing here needs more than 2.
 MAX_JSON_DEPTH = 16
+
+
+class AsciiIntConverter(falcon.routing.IntConverter):
+    """Falcon's ``int`` path converter, for ASCII digits only.
+
+    ``int()`` also reads ``"1_0"``, ``"+3"`` and other scripts' digits
+    (``"٣"``): each id would have many spellings in paths, caches and logs.
+    """
+
+    def convert(self, value: str) -> int | None:
+        if not (value.isascii() and value.isdigit()):
+            return None
+        return super().convert(value)
 
 
 def require_media_type(req: falcon.Request, allowed: Iterable[str]) -> None:

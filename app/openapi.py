@@ -24,10 +24,12 @@ import sys
 from typing import Any
 
 from app.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from app.problems import MAX_ERRORS
 from app.validation import (
     ACTOR_ID_PATTERN,
     CURSOR_PATTERN,
     DEFAULT_LIMIT,
+    EMAIL_PATTERN,
     LOGIN_EMAIL_PATTERN,
     MAX_EMAIL_LENGTH,
     MAX_ID,
@@ -534,7 +536,7 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [if_match],
                     "responses": {
                         "204": {"description": "Deleted."},
-                        **_errors(401, 403, 404, 405, 412, 503),
+                        **_errors(401, 403, 404, 405, 409, 412, 503),
                     },
                 },
             },
@@ -544,8 +546,11 @@ def openapi_document() -> dict[str, Any]:
                     "tags": ["sessions"],
                     "summary": "Log in: exchange an email and a password for a bearer token.",
                     "description": "A wrong email and a wrong password answer the same 401. "
-                                   "Failed attempts are limited per account and per client "
-                                   "address (429 with Retry-After). The token lives for the "
+                                   "Password checks are limited per account and per client "
+                                   "address, or per account and address once the account "
+                                   "has logged in from there; successful logins per account "
+                                   "(429 with Retry-After). A login past the session cap "
+                                   "ends the user's oldest sessions. The token lives for the "
                                    "server's session TTL, until logout or a password change.",
                     "security": _ANONYMOUS,
                     "requestBody": {"required": True, "content": _json("Login", {
@@ -736,19 +741,28 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "Role": {"type": "string", "enum": list(ROLES),
                          "description": "`admin`: everything; `member`: its own record."},
-                "Name": _string(NAME_PATTERN, "1 to 200 characters after trimming whitespace, "
-                                              "no control characters."),
+                "Name": _string(NAME_PATTERN, "Normalised to Unicode NFC, then trimmed of "
+                                              "whitespace: 1 to 200 characters that begin and "
+                                              "end with a visible character (not a blank such "
+                                              "as U+3164), with no control or format character "
+                                              "(Unicode Cc, Cf; the pattern lists those of the "
+                                              "BMP, the few astral ones are refused too)."),
                 "Email": {"type": "string", "format": "email", "maxLength": MAX_EMAIL_LENGTH,
-                          "description": "Unique, compared case-insensitively."},
+                          "pattern": EMAIL_PATTERN,
+                          "description": "Unique, compared case-insensitively. No control or "
+                                         "format character (Unicode Cc, Cf: the pattern lists "
+                                         "those of the BMP, the few astral ones are refused "
+                                         "too)."},
                 "Password": _string(NO_NUL_PATTERN, "Stored only as an Argon2id hash; never "
                                                     "returned. Changing it ends every other "
                                                     "session of the user.",
                                     minLength=MIN_PASSWORD_LENGTH,
                                     maxLength=MAX_PASSWORD_LENGTH),
                 "CurrentPassword": _string(
-                    NO_NUL_PATTERN, "The user's password now; only with `password`. Required "
-                                    "to change your own password (403 without it); checked "
-                                    "(and rate limited) whenever given.",
+                    NO_NUL_PATTERN, "The user's password now; only with `password` or `email`. "
+                                    "Required to change your own password or email (403 "
+                                    "without it; sending your own email unchanged needs "
+                                    "none); checked (and rate limited) whenever given.",
                     minLength=1, maxLength=MAX_PASSWORD_LENGTH),
                 "UserInput": {
                     "type": "object",
@@ -775,7 +789,6 @@ def openapi_document() -> dict[str, Any]:
                         "password": {"$ref": "#/components/schemas/Password"},
                         "current_password": {"$ref": "#/components/schemas/CurrentPassword"},
                     },
-                    "dependentRequired": {"current_password": ["password"]},
                 },
                 "UserPatch": {
                     "type": "object",
@@ -788,7 +801,8 @@ def openapi_document() -> dict[str, Any]:
                         "password": {"$ref": "#/components/schemas/Password"},
                         "current_password": {"$ref": "#/components/schemas/CurrentPassword"},
                     },
-                    "dependentRequired": {"current_password": ["password"]},
+                    "dependentSchemas": {"current_password": {
+                        "anyOf": [{"required": ["password"]}, {"required": ["email"]}]}},
                 },
                 "Login": {
                     "type": "object",
@@ -875,8 +889,13 @@ def openapi_document() -> dict[str, Any]:
                         "instance": {"type": "string",
                                      "pattern": f"^urn:usermgmt:request:{_ID_CHARS}$",
                                      "description": "The request's X-Request-ID, as a URN."},
-                        "errors": {"type": "array",
+                        "errors": {"type": "array", "maxItems": MAX_ERRORS,
+                                   "description": f"The first {MAX_ERRORS} problems found.",
                                    "items": {"$ref": "#/components/schemas/FieldError"}},
+                        "errors_total": {"type": "integer", "format": "int32",
+                                         "minimum": MAX_ERRORS + 1,
+                                         "description": "How many problems were found, when "
+                                                        "`errors` could not list them all."},
                     },
                 },
                 "FieldError": {
@@ -934,7 +953,8 @@ def openapi_document() -> dict[str, Any]:
                              "unauthenticated"),
                     {"WWW-Authenticate": {"$ref": "#/components/headers/WWWAuthenticate"}}),
                 "E403": _problem_response(
-                    "The token's user may not do this (or gave a wrong current_password).",
+                    "The token's user may not do this (or gave a wrong current_password, or "
+                    "none to change its own password or email).",
                     _problem(403, "Forbidden", "only an admin may do this", "forbidden")),
                 "E404": _problem_response(
                     "No such user (or, for a member, not its own) or route.",
@@ -946,7 +966,8 @@ def openapi_document() -> dict[str, Any]:
                                "schema": {"type": "string"},
                                "example": "DELETE, GET, OPTIONS, PATCH, PUT"}}),
                 "E409": _problem_response(
-                    "Another user has this email.",
+                    "Another user has this email (`duplicate-email`), or the change would "
+                    "leave no admin (`last-admin`).",
                     _problem(409, "Conflict", "email ada@example.com is already taken",
                              "duplicate-email",
                              [{"field": "email", "message": "is already taken"}])),
@@ -980,7 +1001,8 @@ def openapi_document() -> dict[str, Any]:
                              [{"field": "email", "message": "must be a valid email address"},
                               {"field": "nickname", "message": "unknown field"}])),
                 "E429": _problem_response(
-                    "Too many failed password checks for this account or address.",
+                    "Too many password checks for this account, address or pair of them, "
+                    "or too many logins for this account.",
                     _problem(429, "Too Many Requests", "too many failed logins; try again "
                              "later", "rate-limited"),
                     _RETRY_AFTER),

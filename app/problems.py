@@ -15,9 +15,11 @@ import falcon.asgi
 import orjson
 
 from actors.errors import (
+    CurrentPasswordRequired,
     DuplicateEmail,
     InvalidCredentials,
     InvalidData,
+    LastAdmin,
     NotFound,
     PreconditionFailed,
     RateLimited,
@@ -27,11 +29,15 @@ from actors.errors import (
 )
 from app.validation import ValidationFailed
 
-__all__ = ["PROBLEM_JSON", "Problem", "install_error_handling"]
+__all__ = ["PROBLEM_JSON", "Problem", "current_password_required", "install_error_handling"]
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+# A validation problem lists at most this many field errors (a 64 KiB body
+# of unknown keys would otherwise answer a few hundred KiB); ``errors_total``
+# then says how many there were.
+MAX_ERRORS = 20
 _TYPE_BASE = "urn:usermgmt:problem:"
 
 
@@ -51,6 +57,9 @@ class Problem(falcon.HTTPError):
         super().__init__(status, title=title, description=detail, headers=headers)
         self.problem_type = problem_type
         self.errors = errors
+        self.errors_total: int | None = None
+        if errors is not None and len(errors) > MAX_ERRORS:
+            self.errors, self.errors_total = errors[:MAX_ERRORS], len(errors)
 
 
 def problem_body(req: falcon.Request, error: falcon.HTTPError) -> dict[str, Any]:
@@ -68,7 +77,16 @@ def problem_body(req: falcon.Request, error: falcon.HTTPError) -> dict[str, Any]
     errors = getattr(error, "errors", None)
     if errors is not None:
         body["errors"] = errors
+        total = getattr(error, "errors_total", None)
+        if total is not None:
+            body["errors_total"] = total
     return body
+
+
+def current_password_required(detail: str) -> Problem:
+    """403: changing one's own password or email needs ``current_password``."""
+    return Problem(403, detail, problem_type="current-password-required", title="Forbidden",
+                   errors=[{"field": "current_password", "message": "is required for this change"}])
 
 
 def _serialize(req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError) -> None:
@@ -102,6 +120,8 @@ def install_error_handling(app: falcon.asgi.App[falcon.asgi.Request, falcon.asgi
         if isinstance(ex, DuplicateEmail):
             raise Problem(409, str(ex), problem_type="duplicate-email", title="Conflict",
                           errors=[{"field": "email", "message": "is already taken"}])
+        if isinstance(ex, LastAdmin):
+            raise Problem(409, str(ex), problem_type="last-admin", title="Conflict")
         if isinstance(ex, PreconditionFailed):
             raise Problem(412, str(ex), problem_type="precondition-failed",
                           title="Precondition Failed")
@@ -114,6 +134,8 @@ def install_error_handling(app: falcon.asgi.App[falcon.asgi.Request, falcon.asgi
         if isinstance(ex, WrongPassword):
             raise Problem(403, str(ex), problem_type="wrong-password", title="Forbidden",
                           errors=[{"field": "current_password", "message": "is not correct"}])
+        if isinstance(ex, CurrentPasswordRequired):
+            raise current_password_required(str(ex))
         if isinstance(ex, RateLimited):
             raise Problem(429, str(ex), problem_type="rate-limited", title="Too Many Requests",
                           headers={"Retry-After": str(ex.retry_after)})

@@ -127,7 +127,10 @@ class Runtime:
                          settings.statement_timeout + 1.0),
             self.passwords,
             ttl=settings.session_ttl,
-            rate_limit=LoginRateLimit(settings.login_rate_limit, settings.login_rate_window),
+            rate_limit=LoginRateLimit(
+                settings.login_rate_limit, settings.login_rate_window,
+                settings.login_success_limit, settings.login_success_window,
+                settings.known_address_ttl, settings.max_sessions),
             cache=self.tokens,
             coherence=self.coherence,
             on_login=metrics.count_login if instrumented else None,

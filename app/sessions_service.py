@@ -25,20 +25,34 @@ is down. The price, stated plainly: a host cut off from the database by a
 network partition, while another host revokes a token, accepts it until
 the partition heals or the cache entry expires, whichever comes first.
 
-Failed password checks (login, and ``current_password`` when a password
-is changed) are rate limited in the database, per account and per client
-address, so the limit holds across every worker process and host. A
-subject that reached the limit is refused before its password is
-checked, so a refused attempt costs no Argon2 time.
+Password checks (logins, and ``current_password``) are limited in the
+database, so the limits hold across every worker process and host (see
+:class:`~actors.messages.ReserveAttempt` for the subjects and
+:class:`~actors.messages.LoginLimits` for the numbers):
 
-A login is therefore two asks around the Argon2 check (the credentials
-and the failure counts; then the new session, or one more failure): the
-rule of one ask per request is broken on purpose, because the check must
-not run inside a DbWorker holding its connection, and logins are rare.
+* each check is *reserved* before Argon2 runs, under advisory locks on
+  its subjects, and counts as a failure until the password proves right:
+  N concurrent guesses evaluate at most the limit, never more;
+* failures count per account and per client address, except from an
+  address the account logged in from recently ("known"), where they count
+  against that pair alone: a guesser elsewhere, or one trying many
+  accounts from a shared address, does not lock the owner out there;
+* successful logins are limited per account, and sessions per user (a
+  login past the cap ends the oldest, revoked like any other).
+
+A subject at its limit is refused before the password is looked at, so a
+refused attempt costs no Argon2 time.
+
+A login is therefore two asks around the Argon2 check (reserve; then the
+new session, which also releases the reservation): the rule of one ask
+per request is broken on purpose, because the check must not run inside
+a DbWorker holding its connection, and logins are rare. A wrong password
+needs no second ask: its reservation already is its failure.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -62,9 +76,11 @@ from actors.messages import (
     CreateSession,
     Credentials,
     DeleteSession,
-    GetCredentials,
     GetSession,
-    RecordLoginFailure,
+    LoginLimits,
+    ReleaseAttempt,
+    ReserveAttempt,
+    SessionCreated,
     SessionRow,
 )
 from actors.stamps import StampTable
@@ -136,13 +152,9 @@ class NewSession:
     expires_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class LoginRateLimit:
-    """At most ``attempts`` failed password checks per ``window`` seconds,
-    per account and per client address."""
-
-    attempts: int = 5
-    window: float = 60.0
+# The limits of password checks, logins and sessions (one name for both
+# sides of the actor boundary).
+LoginRateLimit = LoginLimits
 
 
 class SessionsService:
@@ -152,7 +164,7 @@ class SessionsService:
         client: asks DbWorkers.
         passwords: verifies (and re-hashes) passwords in the calling thread.
         ttl: seconds a new session lives.
-        rate_limit: the failed-check limit.
+        rate_limit: the limits of password checks, logins and sessions.
         cache: the process's token cache, or None to always ask the database.
         coherence: whether the change listener keeps the cache coherent.
         on_login: metrics hook, called with ``success``, ``failure`` or
@@ -177,7 +189,7 @@ class SessionsService:
         self._client = client
         self._passwords = passwords
         self._ttl = ttl
-        self._limit = rate_limit or LoginRateLimit()
+        self._limit = rate_limit or LoginLimits()
         self._cache = cache
         self._coherence = coherence or Coherence()
         self._on_login = on_login
@@ -261,64 +273,67 @@ class SessionsService:
 
         An unknown email, a user without a password and a wrong password
         fail alike and after the same Argon2 work. A hash made with older
-        parameters is replaced by a current one.
+        parameters is replaced by a current one. Past the session cap, the
+        user's oldest sessions end (revoked on this host at once, elsewhere
+        by NOTIFY).
 
         Raises:
-            RateLimited: the account or the address reached the limit.
+            RateLimited: a subject of this attempt reached its limit.
             InvalidCredentials: the email or the password is wrong.
-            Unavailable: the database cannot be asked right now.
+            Unavailable: the database cannot be asked, or no Argon2 slot.
         """
-        credentials = await self._credentials(GetCredentials(
-            email, None, address[:_MAX_ADDRESS_LENGTH], self._limit.attempts, self._limit.window))
+        address = address[:_MAX_ADDRESS_LENGTH]
+        credentials = await self._reserve(ReserveAttempt(email, None, address, self._limit))
         if credentials.retry_after is not None:
             self._count("rate_limited")
-            raise RateLimited("too many failed logins; try again later", credentials.retry_after)
+            raise RateLimited("too many logins; try again later", credentials.retry_after)
         stored = credentials.password_hash
-        if not await self._passwords.verify_async(stored, password) or (
-                credentials.user_id is None):
-            await self._record_failure(credentials)
+        if not await self._verify(credentials, password) or credentials.user_id is None:
+            # Its reservation stays: that is the failure, counted.
             self._count("failure")
             raise InvalidCredentials("the email or the password is not correct")
         assert stored is not None
         rehash = None
         if self._passwords.needs_rehash(stored):
-            rehash = (stored, await self._passwords.hash_async(password))
+            with contextlib.suppress(Unavailable):  # no slot: upgrade at the next login
+                rehash = (stored, await self._passwords.hash_async(password))
         token = secrets.token_urlsafe(TOKEN_BYTES)
         try:
-            expires_at: datetime = await self._client.ask(
-                CreateSession(credentials.user_id, hash_token(token), self._ttl, rehash),
+            created: SessionCreated = await self._client.ask(
+                CreateSession(credentials.user_id, hash_token(token), self._ttl, rehash,
+                              credentials.attempt, credentials.account, address, self._limit),
                 idempotent=False,
             )
         except NotFound:
             # Deleted between the check and now.
             self._count("failure")
             raise InvalidCredentials("the email or the password is not correct") from None
+        self._ended(created.ended_keys)
         self._count("success")
-        return NewSession(token, credentials.user_id, expires_at)
+        return NewSession(token, credentials.user_id, created.expires_at)
 
     async def check_password(self, user_id: int, password: str, address: str) -> str:
         """Verify a user's current password; answers the hash it matched.
 
-        Counted and limited like logins (the account's and the address's
+        Reserved and limited like logins (the account's and the address's
         failures are shared with login attempts).
 
         Raises:
             NotFound: no such user.
-            RateLimited: the account or the address reached the limit.
+            RateLimited: a subject of this check reached its limit.
             WrongPassword: the password is not the user's (or it has none).
-            Unavailable: the database cannot be asked right now.
+            Unavailable: the database cannot be asked, or no Argon2 slot.
         """
-        credentials = await self._credentials(GetCredentials(
-            None, user_id, address[:_MAX_ADDRESS_LENGTH], self._limit.attempts,
-            self._limit.window))
+        credentials = await self._reserve(ReserveAttempt(
+            None, user_id, address[:_MAX_ADDRESS_LENGTH], self._limit))
         if credentials.retry_after is not None:
             raise RateLimited("too many failed password checks; try again later",
                               credentials.retry_after)
         stored = credentials.password_hash
-        if not await self._passwords.verify_async(stored, password):
-            await self._record_failure(credentials)
+        if not await self._verify(credentials, password):
             raise WrongPassword("the current password is not correct")
         assert stored is not None
+        await self._release(credentials)
         return stored
 
     async def logout(self, principal: Principal) -> None:
@@ -339,13 +354,30 @@ class SessionsService:
 
     # -- helpers -----------------------------------------------------------
 
-    async def _credentials(self, message: GetCredentials) -> Credentials:
-        credentials: Credentials = await self._client.ask(message, idempotent=True)
+    async def _reserve(self, message: ReserveAttempt) -> Credentials:
+        credentials: Credentials = await self._client.ask(message, idempotent=False)
         return credentials
 
-    async def _record_failure(self, credentials: Credentials) -> None:
-        await self._client.ask(RecordLoginFailure(credentials.subjects, self._limit.window),
-                         idempotent=False)
+    async def _verify(self, credentials: Credentials, password: str) -> bool:
+        """Argon2 on a slot; a check that never ran gives its reservation back."""
+        try:
+            return await self._passwords.verify_async(credentials.password_hash, password)
+        except Unavailable:
+            await self._release(credentials)
+            raise
+
+    async def _release(self, credentials: Credentials) -> None:
+        """Best effort: a reservation that stays counts as one failure, no more."""
+        if credentials.attempt is not None:
+            with contextlib.suppress(Unavailable):
+                await self._client.ask(ReleaseAttempt(credentials.attempt), idempotent=True)
+
+    def _ended(self, keys: tuple[int, ...]) -> None:
+        """Sessions ended past the cap: refused on this host from now on."""
+        for key in keys:
+            self._stamps.bump(key)
+            if self._cache is not None:
+                self._cache.invalidate_after_write(key)
 
     def _count(self, result: str) -> None:
         if self._on_login is not None:

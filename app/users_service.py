@@ -186,6 +186,7 @@ class UsersService:
         password: str | None = None,
         expected_password_hash: str | None = None,
         keep_session: bytes | None = None,
+        same_email: bool = False,
     ) -> User:
         """Change the given fields (None: leave as is).
 
@@ -193,16 +194,17 @@ class UsersService:
         user but ``keep_session`` (a token hash), in the same transaction.
         ``expected_password_hash``: apply only while that is still the
         stored hash (the caller verified the current password against it).
+        ``same_email``: ``email`` may only be what is stored already.
 
         Raises: NotFound, DuplicateEmail, PreconditionFailed, WrongPassword,
-            Unavailable.
+            CurrentPasswordRequired, Unavailable.
         """
         password_hash = None if password is None else await self._passwords.hash_async(password)
         try:
             written: Written = await self._ask(
                 UpdateUser(user_id, name, email, if_match, role=role, password_hash=password_hash,
                            expected_password_hash=expected_password_hash,
-                           keep_session=keep_session),
+                           keep_session=keep_session, same_email=same_email),
                 idempotent=False,
             )
         except Unavailable:

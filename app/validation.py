@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import unicodedata
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,8 +22,10 @@ __all__ = [
     "ACTOR_ID_PATTERN",
     "ADMIN_CREATE_FIELDS",
     "ADMIN_UPDATE_FIELDS",
+    "BLANK_CHARACTERS",
     "CURSOR_PATTERN",
     "DEFAULT_LIMIT",
+    "EMAIL_PATTERN",
     "LOGIN_EMAIL_PATTERN",
     "MAX_EMAIL_LENGTH",
     "MAX_LIMIT",
@@ -51,6 +54,8 @@ MAX_EMAIL_LENGTH = 254
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
 MAX_ID = 2**63 - 1
+# An unknown field's name is echoed in its error, at most this long.
+MAX_FIELD_NAME_LENGTH = 64
 
 # Which body fields a caller may send: an admin creating a user, an admin
 # updating one, a member updating itself. Anything else is refused (no
@@ -66,12 +71,50 @@ _KNOWN_FIELDS = frozenset(ADMIN_UPDATE_FIELDS)
 # disagree, and a generator reading \s as ASCII would draw "names" that are
 # only whitespace. _SPACE is exactly what str.isspace() accepts.
 _SPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-_CONTROLS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
-_EDGE = r"[^\x00-\x20\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
+
+def _char_class(codes: list[int]) -> str:
+    """``codes`` (sorted) as the inside of a regex character class, in ranges."""
+    parts: list[str] = []
+    start = previous = codes[0]
+    for code in [*codes[1:], -1]:
+        if code == previous + 1:
+            previous = code
+            continue
+        parts.append(f"\\u{start:04x}" if start == previous
+                     else f"\\u{start:04x}-\\u{previous:04x}")
+        start = previous = code
+    return "".join(parts)
+
+
+# Control (Cc) and format (Cf) characters are refused in names and emails:
+# CR/LF/TAB, bidi overrides, zero-width spaces and joiners, soft hyphens.
+# The patterns name the ones in the Basic Multilingual Plane (an ECMA-262
+# character class without the u flag cannot hold others); validation
+# refuses the few astral ones too (tags, musical formatting, ...).
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf"})
+_CONTROL_OR_FORMAT = _char_class([c for c in range(0x10000)
+                                  if unicodedata.category(chr(c)) in _REFUSED_CATEGORIES])
+# Letters and symbols that render as nothing (Hangul fillers, the blank
+# Braille pattern) and marks that are invisible on their own (the
+# combining grapheme joiner, Khmer inherent vowels, Mongolian and other
+# variation selectors): a name cannot begin or end with them any more than
+# with whitespace, so "\u3164" or "\u200b\u200b" is no name.
+BLANK_CHARACTERS = frozenset(
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u2800\u3164\uffa0"
+    + "".join(map(chr, range(0xFE00, 0xFE10))))
+_BLANK = _char_class(sorted(map(ord, BLANK_CHARACTERS)))
+# A visible character: not whitespace, not Cc or Cf, not blank.
+_VISIBLE = rf"[^{_SPACE}{_CONTROL_OR_FORMAT}{_BLANK}]"
 NAME_PATTERN = (
-    rf"^[{_SPACE}]*{_EDGE}(?:[^{_CONTROLS}]{{0,{MAX_NAME_LENGTH - 2}}}{_EDGE})?[{_SPACE}]*$"
+    rf"^[{_SPACE}]*{_VISIBLE}(?:[^{_CONTROL_OR_FORMAT}]{{0,{MAX_NAME_LENGTH - 2}}}{_VISIBLE})?"
+    rf"[{_SPACE}]*$"
 )
-"""A name: 1 to 200 characters after trimming whitespace, no control characters."""
+"""A name, once in Unicode NFC: 1 to 200 characters after trimming whitespace,
+beginning and ending with a visible character, with no control or format
+characters (Cc, Cf)."""
+EMAIL_PATTERN = rf"^[^{_CONTROL_OR_FORMAT}]*$"
+"""What an email may not hold (the rest of its shape is ``format: email``)."""
 NO_NUL_PATTERN = r"^[^\x00]*$"
 LOGIN_EMAIL_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 # base64url("u1:" + 1 to 18 digits), unpadded: "u1:" is one 3-byte group
@@ -90,7 +133,6 @@ _EMAIL = re.compile(
     r"(?=.{1,253}\Z)[A-Za-z0-9\u00a1-\uffff](?:[A-Za-z0-9\u00a1-\uffff-]{0,61}[A-Za-z0-9\u00a1-\uffff])?"
     r"(?:\.[A-Za-z0-9\u00a1-\uffff](?:[A-Za-z0-9\u00a1-\uffff-]{0,61}[A-Za-z0-9\u00a1-\uffff])?)+\Z"
 )
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _LOGIN_EMAIL_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
 _CURSOR_PREFIX = b"u1:"
 # Supervisor names and child ids the dashboard may address ("db", "db_worker_1").
@@ -151,17 +193,39 @@ class ListQuery:
     email: str | None
 
 
+def _field_name(key: object) -> str:
+    """A client's field or parameter name as echoed in an error, cut to a bound."""
+    name = str(key)
+    return name if len(name) <= MAX_FIELD_NAME_LENGTH else name[:MAX_FIELD_NAME_LENGTH] + "…"
+
+
+def _refused_character(value: str) -> bool:
+    """Whether ``value`` holds a control or format character (Cc, Cf)."""
+    category = unicodedata.category
+    refused = _REFUSED_CATEGORIES
+    return any(category(c) in refused for c in value)
+
+
+def _visible(char: str) -> bool:
+    return not (char.isspace() or char in BLANK_CHARACTERS
+                or unicodedata.category(char) in _REFUSED_CATEGORIES)
+
+
 def _check_name(value: Any, errors: list[FieldError]) -> str | None:
     if not isinstance(value, str):
         errors.append(FieldError("name", "must be a string"))
         return None
-    name = value.strip()
+    # One spelling per name: "é" precomposed or as "e" + combining accent
+    # look alike and must compare (and count) alike.
+    name = unicodedata.normalize("NFC", value).strip()
     if not name:
         errors.append(FieldError("name", "must not be empty"))
     elif len(name) > MAX_NAME_LENGTH:
         errors.append(FieldError("name", f"must be at most {MAX_NAME_LENGTH} characters"))
-    elif _CONTROL.search(name):
-        errors.append(FieldError("name", "must not contain control characters"))
+    elif _refused_character(name):
+        errors.append(FieldError("name", "must not contain control or format characters"))
+    elif not (_visible(name[0]) and _visible(name[-1])):
+        errors.append(FieldError("name", "must begin and end with a visible character"))
     else:
         return name
     return None
@@ -172,6 +236,8 @@ def _check_email(value: Any, errors: list[FieldError], field: str = "email") -> 
         errors.append(FieldError(field, "must be a string"))
     elif len(value) > MAX_EMAIL_LENGTH:
         errors.append(FieldError(field, f"must be at most {MAX_EMAIL_LENGTH} characters"))
+    elif _refused_character(value):
+        errors.append(FieldError(field, "must not contain control or format characters"))
     elif not _EMAIL.match(value):
         errors.append(FieldError(field, "must be a valid email address"))
     else:
@@ -228,7 +294,7 @@ def validate_user(
     they are; ``null`` would delete a field, which no user field allows.
     ``name`` and ``email`` are required unless ``partial``; the other
     fields are always optional. ``current_password`` is accepted only with
-    ``password``; whether it is required depends on who asks (see
+    ``password`` or ``email``; whether it is required depends on who asks (see
     :mod:`app.resources.users`).
 
     Args:
@@ -244,7 +310,7 @@ def validate_user(
     for key in body:
         if key not in allowed:
             reason = "may not be set by you" if key in _KNOWN_FIELDS else "unknown field"
-            errors.append(FieldError(str(key), reason))
+            errors.append(FieldError(_field_name(key), reason))
     values: dict[str, str | None] = dict.fromkeys(_CHECKS)
     for key in allowed:
         if key not in body:
@@ -255,8 +321,8 @@ def validate_user(
             errors.append(FieldError(key, "must not be null"))
             continue
         values[key] = _CHECKS[key](body[key], errors)
-    if "current_password" in body and "password" not in body:
-        errors.append(FieldError("current_password", "is accepted only with password"))
+    if "current_password" in body and "password" not in body and "email" not in body:
+        errors.append(FieldError("current_password", "is accepted only with password or email"))
     if errors:
         raise ValidationFailed(errors)
     return UserFields(name=values["name"], email=values["email"], role=values["role"],
@@ -275,7 +341,7 @@ def validate_login(body: Any) -> LoginFields:
     """
     if not isinstance(body, dict):
         raise ValidationFailed([FieldError("", "the body must be a JSON object")])
-    errors = [FieldError(str(key), "unknown field") for key in body
+    errors = [FieldError(_field_name(key), "unknown field") for key in body
               if key not in ("email", "password")]
     email = body.get("email")
     if "email" not in body:
@@ -363,7 +429,7 @@ def check_query_parameters(params: Mapping[str, Any], allowed: Collection[str]) 
     Raises:
         ValidationFailed: naming each unknown or repeated parameter.
     """
-    errors = [FieldError(key, "unknown query parameter" if key not in allowed
+    errors = [FieldError(_field_name(key), "unknown query parameter" if key not in allowed
                          else "must be given once")
               for key, value in params.items() if key not in allowed or not isinstance(value, str)]
     if errors:

@@ -79,9 +79,10 @@ def database_url(embedded_postgres: EmbeddedPostgres | None) -> str:
 @pytest.fixture
 def db(database_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
     """A direct connection to emptied ``users``, ``sessions`` and
-    ``login_failures`` tables (for setup and checks)."""
+    login-limit tables (for setup and checks)."""
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("TRUNCATE users, sessions, login_failures RESTART IDENTITY")
+        conn.execute("TRUNCATE users, sessions, login_failures, login_successes, known_addresses"
+                     " RESTART IDENTITY")
         yield conn
 
 

@@ -27,7 +27,7 @@ from app.http import (
     require_media_type,
     send_json,
 )
-from app.problems import Problem
+from app.problems import current_password_required
 from app.sessions_service import Principal, SessionsService
 from app.users_service import UsersService, user_etag
 from app.validation import (
@@ -54,7 +54,8 @@ def _tag_version(user_id: int):  # type: ignore[no-untyped-def]
     def version(tag: str) -> int | None:
         if tag.startswith(prefix) and tag.endswith('"'):
             digits = tag[len(prefix):-1]
-            if digits.isdigit() and len(digits) < 10:
+            # isdigit() alone also takes "²" or "٣", which int() refuses or reads.
+            if digits.isascii() and digits.isdigit() and len(digits) < 10:
                 return int(digits)
         return None
 
@@ -187,13 +188,11 @@ class UserItem:
         principal = _visible(req, user_id)
         require_media_type(req, media_types)
         fields = self._validate(await read_json(req), principal, user_id, partial=partial)
-        if fields.password is not None and fields.current_password is None and (
-                principal.user_id == user_id):
-            # A stolen token must not be enough to lock the owner out.
-            raise Problem(403, "changing your own password requires current_password",
-                          problem_type="current-password-required", title="Forbidden",
-                          errors=[{"field": "current_password",
-                                   "message": "is required to change your own password"}])
+        own = principal.user_id == user_id
+        if own and fields.password is not None and fields.current_password is None:
+            # A stolen token must not be enough to lock the owner out: not
+            # by a new password, nor by a new login email (below).
+            raise current_password_required("changing your own password requires current_password")
         # Checked before the If-Match precondition is even looked at: a
         # wrong current password must count as a failed attempt either way.
         expected_hash = None
@@ -206,6 +205,9 @@ class UserItem:
             password=fields.password, expected_password_hash=expected_hash,
             # The caller's own session survives its own password change.
             keep_session=principal.token_hash,
+            # Sending one's own email unchanged needs no password; a new one
+            # does, decided by the database against the row it updates.
+            same_email=own and fields.current_password is None,
         )
         resp.set_header("ETag", user_etag(user))
         send_json(resp, user.to_json())

@@ -14,7 +14,14 @@ import pytest
 from app.app import create_app
 from app.passwords import Passwords
 from app.runtime import Runtime
-from tests.app.conftest import Account, CheckedClient, insert_user, make_client, open_session
+from tests.app.conftest import (
+    ADMIN_PASSWORD,
+    Account,
+    CheckedClient,
+    insert_user,
+    make_client,
+    open_session,
+)
 from tests.openapi_check import find_operation
 from tests.waiting import wait_until
 
@@ -146,10 +153,66 @@ def test_a_member_cannot_list_or_create_users(as_member: CheckedClient, method: 
 
 def test_a_member_updates_its_name_and_email(as_member: CheckedClient, member: Account) -> None:
     result = as_member.simulate_patch(f"/api/users/{member.user_id}",
-                                      json={"name": "Renamed", "email": "renamed@example.com"})
+                                      json={"name": "Renamed", "email": "renamed@example.com",
+                                            "current_password": MEMBER_PASSWORD})
     assert result.status_code == 200
     assert (result.json["name"], result.json["email"], result.json["role"]) == (
         "Renamed", "renamed@example.com", "member")
+
+
+@pytest.mark.parametrize("method", ["PATCH", "PUT"])
+def test_changing_your_own_email_requires_the_current_password(
+    runtime: Runtime, as_member: CheckedClient, anonymous: CheckedClient, member: Account,
+    db: psycopg.Connection[Any], method: str
+) -> None:
+    """A stolen token alone must not move the login to the thief's mailbox."""
+    path = f"/api/users/{member.user_id}"
+    body = {"name": "Member", "email": "thief@example.com"}
+    missing = as_member.simulate_request(method, path, json=body)
+    assert missing.status_code == 403
+    assert missing.json["type"].endswith("current-password-required")
+    assert missing.json["errors"][0]["field"] == "current_password"
+    wrong = as_member.simulate_request(method, path, json={**body, "current_password": "nope"})
+    assert wrong.status_code == 403 and wrong.json["type"].endswith("wrong-password")
+    # Even a case-only change is a change of what is stored.
+    upper = as_member.simulate_request(method, path, json={**body, "email": member.email.upper()})
+    assert upper.status_code == 403
+    assert db.execute("SELECT email, version FROM users WHERE id = %s",
+                      (member.user_id,)).fetchone() == (member.email, 1)
+    right = as_member.simulate_request(method, path,
+                                       json={**body, "current_password": MEMBER_PASSWORD})
+    assert right.status_code == 200 and right.json["email"] == "thief@example.com"
+    assert anonymous.simulate_post("/api/sessions", json={
+        "email": "thief@example.com", "password": MEMBER_PASSWORD}).status_code == 201
+
+
+def test_sending_your_own_email_unchanged_needs_no_password(
+    as_member: CheckedClient, member: Account
+) -> None:
+    path = f"/api/users/{member.user_id}"
+    renamed = as_member.simulate_put(path, json={"name": "Renamed", "email": member.email})
+    assert renamed.status_code == 200 and renamed.json["name"] == "Renamed"
+    patched = as_member.simulate_patch(path, json={"email": member.email})
+    assert patched.status_code == 200
+
+
+def test_a_taken_email_is_not_revealed_to_a_token_without_the_password(
+    as_member: CheckedClient, member: Account, other: Account
+) -> None:
+    result = as_member.simulate_patch(f"/api/users/{member.user_id}", json={"email": other.email})
+    assert result.status_code == 403
+
+
+def test_an_admin_changing_its_own_email_needs_its_password_but_not_for_others(
+    client: CheckedClient, admin: Account, member: Account
+) -> None:
+    own = f"/api/users/{admin.user_id}"
+    assert client.simulate_patch(own, json={"email": "boss@example.com"}).status_code == 403
+    assert client.simulate_patch(own, json={"email": "boss@example.com",
+                                            "current_password": ADMIN_PASSWORD}).status_code == 200
+    other = client.simulate_patch(f"/api/users/{member.user_id}",
+                                  json={"email": "moved@example.com"})
+    assert other.status_code == 200 and other.json["email"] == "moved@example.com"
 
 
 @pytest.mark.parametrize("body", [{"role": "admin"}, {"role": "member"}, {"id": 1}, {"version": 7},

@@ -99,6 +99,9 @@ NUMERIC = {
     "USERMGMT_CACHE_MAX_ENTRIES": ("1000", 1000),
     "USERMGMT_SESSION_TTL": ("3600", 3600.0),
     "USERMGMT_LOGIN_RATE_LIMIT": ("7", 7),
+    "USERMGMT_LOGIN_SUCCESS_LIMIT": ("12", 12),
+    "USERMGMT_MAX_SESSIONS": ("3", 3),
+    "USERMGMT_KNOWN_ADDRESS_TTL": ("3600", 3600.0),
 }
 FIELDS = {
     "USERMGMT_DB_WORKERS": "db_workers", "USERMGMT_DB_CHECKOUT_TIMEOUT": "db_checkout_timeout",
@@ -109,6 +112,8 @@ FIELDS = {
     "USERMGMT_QUEUE_INTERVAL": "queue_interval", "USERMGMT_CACHE_TTL": "cache_ttl",
     "USERMGMT_CACHE_MAX_ENTRIES": "cache_max_entries", "USERMGMT_SESSION_TTL": "session_ttl",
     "USERMGMT_LOGIN_RATE_LIMIT": "login_rate_limit",
+    "USERMGMT_LOGIN_SUCCESS_LIMIT": "login_success_limit",
+    "USERMGMT_MAX_SESSIONS": "max_sessions", "USERMGMT_KNOWN_ADDRESS_TTL": "known_address_ttl",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import falcon.testing
 import pytest
@@ -89,3 +90,40 @@ def test_one_json_access_line_per_request_without_the_body(client: falcon.testin
     line = lines[0]
     assert line["route"] == "/api/users" and line["status"] == 201 and line["method"] == "POST"
     assert "secret" not in json.dumps(line).lower()
+
+
+def test_concurrent_scrapes_share_one_rendering_off_the_event_loop(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scrape flood costs one rendering per reuse period, whatever its rate."""
+    import asyncio
+    import threading
+
+    import falcon.asgi
+
+    from app import metrics
+    from app.resources.health import MetricsResource
+
+    threads: list[str] = []
+
+    def slow_exposition() -> bytes:
+        threads.append(threading.current_thread().name)
+        time.sleep(0.05)
+        return f"rendering {len(threads)}\n".encode()
+
+    monkeypatch.setattr(metrics, "exposition", slow_exposition)
+    now = [100.0]
+    resource = MetricsResource(reuse_for=0.25, clock=lambda: now[0])
+
+    async def scrapes(n: int) -> list[bytes]:
+        responses = [falcon.asgi.Response() for _ in range(n)]
+        await asyncio.gather(*(resource.on_get(falcon.testing.create_asgi_req(), resp)
+                               for resp in responses))
+        return [bytes(resp.data or b"") for resp in responses]
+
+    first = asyncio.run(scrapes(50))
+    assert resource.renderings == 1 and set(first) == {b"rendering 1\n"}
+    assert threads and all(name != threading.main_thread().name for name in threads)
+    now[0] += 0.2  # within the reuse period: served again, not rendered
+    assert set(asyncio.run(scrapes(20))) == {b"rendering 1\n"} and resource.renderings == 1
+    now[0] += 0.1
+    assert set(asyncio.run(scrapes(20))) == {b"rendering 2\n"} and resource.renderings == 2

@@ -216,3 +216,121 @@ def test_no_hostile_request_reaches_the_database_as_sql(runtime: Runtime, admin:
     for _ in range(2):  # database, then cache
         assert client.simulate_get(f"/api/users/{created.json['id']}").json["name"] == evil
     assert db.execute("SELECT name FROM users WHERE email = 'bobby@example.com'").fetchone() == (evil,)
+
+
+# -- non-ASCII in every header the service reads -------------------------------------
+
+# Latin-1 characters that str.isdigit(), str.isspace() or a careless
+# parser take for something they are not, and the rest of the upper half.
+LATIN1_TRAPS = ["\xb2", "\xb3", "\xb9", "\xbc", "\xbd", "\xa0", "\x85", "\xb5", "\xaa", "\xba",
+                "\xff", "\xe9", "\x80", "\x9b"]
+
+
+def header_values(trap: str, user_id: int) -> dict[str, list[str]]:
+    return {
+        "If-Match": [f'"{user_id}-{trap}"', f'"{user_id}-1{trap}"', f'"{user_id}-{trap}1"',
+                     trap, f'W/"{user_id}-{trap}"', f'"{user_id}-1", "{trap}"', f"*{trap}"],
+        "If-None-Match": [f'"{user_id}-{trap}"', f'"{user_id}-1{trap}"', trap, f"*{trap}",
+                          f'W/"{user_id}-1"{trap}'],
+        "Content-Type": [f"application/json{trap}", f"application/json; charset={trap}",
+                         trap, f"application/json; charset=utf-8; x={trap}"],
+        "X-Request-ID": [trap, f"id-{trap}", trap * 200],
+        "Authorization": [f"Bearer {trap}", f"Bearer x{trap}y", f"{trap}earer x", trap],
+    }
+
+
+def all_header_cases(user_id: int) -> list[tuple[str, str]]:
+    import random
+
+    cases = [(name, value) for trap in LATIN1_TRAPS
+             for name, values in header_values(trap, user_id).items() for value in values]
+    rng = random.Random(20261201)
+    for _ in range(40):
+        noise = bytes(rng.randrange(0x20, 0x100) for _ in range(rng.randrange(1, 24)))
+        for name in ("If-Match", "If-None-Match", "Content-Type", "X-Request-ID", "Authorization"):
+            cases.append((name, noise.decode("latin-1")))
+    return cases
+
+
+def test_non_ascii_bytes_in_every_header_the_service_reads_never_answer_500(
+    client: CheckedClient, admin: Account
+) -> None:
+    created = client.simulate_post("/api/users", json={"name": "H", "email": "h@example.com"})
+    user_id = created.json["id"]
+    path = f"/api/users/{user_id}"
+    seen: set[int] = set()
+    for name, value in all_header_cases(user_id):
+        headers = {**admin.headers, "Content-Type": "application/json", name: value}
+        requests = [
+            ("GET", path, None), ("GET", "/api/users", None),
+            ("PATCH", path, {"name": "H"}), ("DELETE", f"/api/users/{user_id + 10_000}", None),
+            ("POST", "/api/sessions", {"email": "h@example.com", "password": "wrong"}),
+        ]
+        for method, target, body in requests:
+            result = client.simulate_request(
+                method, target, headers=headers, remote_addr="10.77.0.1",
+                body=None if body is None else json.dumps(body))
+            assert result.status_code < 500, (method, target, name, value, result.text)
+            seen.add(result.status_code)
+    assert {200, 400, 401, 404, 412, 415} <= seen
+
+
+@pytest.mark.parametrize("tag", ['"{id}-\xb2"', '"{id}-2\xb2"', '"{id}-\xbd"', '"{id}-\xd9\xa3"',
+                                 '"{id}-1_0"', '"{id}-+1"', '"{id}- 1"'])
+def test_an_if_match_version_of_anything_but_ascii_digits_matches_nothing(
+    client: CheckedClient, tag: str
+) -> None:
+    user = client.simulate_post("/api/users", json={"name": "M", "email": "m@example.com"}).json
+    for method, kwargs in (("PATCH", {"json": {"name": "N"}}), ("DELETE", {})):
+        result = client.simulate_request(method, f"/api/users/{user['id']}",
+                                         headers={"If-Match": tag.format(id=user["id"])}, **kwargs)
+        assert result.status_code == 412, (method, result.text)
+
+
+@pytest.mark.parametrize("spelling", ["1_0", "+10", "\u0661\u0660", "\uff11\uff10", "010"])
+def test_a_user_id_in_a_path_is_ascii_digits_only(client: CheckedClient, spelling: str) -> None:
+    from urllib.parse import quote
+
+    result = client.simulate_get("/api/users/" + quote(spelling))
+    if spelling == "010":
+        assert result.status_code == 404 or result.json["id"] == 10
+    else:
+        assert result.status_code == 404
+
+
+# -- the size of a 422 ----------------------------------------------------------------
+
+def test_a_body_of_thousands_of_unknown_keys_answers_a_bounded_422(client: CheckedClient) -> None:
+    body = {f"k{n:05d}": 1 for n in range(5000)}
+    body.update({"name": "A", "email": "a@example.com"})
+    encoded = json.dumps(body)
+    assert len(encoded) < 64 * 1024
+    result = client.simulate_post("/api/users", body=encoded,
+                                  headers={"Content-Type": "application/json"})
+    assert result.status_code == 422
+    assert len(result.json["errors"]) == 20
+    assert result.json["errors_total"] == 5000
+    assert len(result.content) < 4096
+
+
+def test_an_unknown_field_s_name_is_echoed_cut_to_a_bound(client: CheckedClient) -> None:
+    result = client.simulate_post("/api/users", json={"k" * 50_000: 1, "name": "A",
+                                                      "email": "a@example.com"})
+    assert result.status_code == 422
+    assert "errors_total" not in result.json
+    [error] = result.json["errors"]
+    assert len(error["field"]) <= 65 and len(result.content) < 1024
+
+
+@pytest.mark.parametrize("name", ["\u200b\u200b", "\u3164", "a\r\nb", "a\tb", "\u202eevil"])
+def test_invisible_or_control_names_are_422_on_every_write(
+    client: CheckedClient, db: psycopg.Connection[Any], name: str
+) -> None:
+    created = client.simulate_post("/api/users", json={"name": name, "email": "n@example.com"})
+    assert created.status_code == 422
+    user = client.simulate_post("/api/users", json={"name": "N", "email": "n@example.com"}).json
+    for method in ("PATCH", "PUT"):
+        result = client.simulate_request(method, f"/api/users/{user['id']}",
+                                         json={"name": name, "email": "n@example.com"})
+        assert result.status_code == 422 and result.json["errors"][0]["field"] == "name"
+    assert db.execute("SELECT name FROM users WHERE id = %s", (user["id"],)).fetchone() == ("N",)

@@ -394,3 +394,170 @@ def test_with_the_database_down_a_cached_token_still_works_but_not_with_busy_wor
     monkeypatch.setattr(client, "ask", busy)
     # Workers hold connections: the database is up, so the cache is not trusted.
     assert anonymous.simulate_get("/api/sessions/current", headers=admin.headers).status_code == 503
+
+
+# -- who a limit can lock --------------------------------------------------------
+
+def test_a_correct_password_logs_in_from_a_shared_address_others_failed_from(
+    anonymous: CheckedClient, admin: Account, member: Account
+) -> None:
+    """Behind a proxy or NAT, anyone's failures must not lock everyone out."""
+    shared = "10.20.0.1"
+    assert login(anonymous, ADMIN_EMAIL, ADMIN_PASSWORD, shared).status_code == 201
+    assert login(anonymous, member.email, MEMBER_PASSWORD, shared).status_code == 201
+    for n in range(12):
+        assert login(anonymous, f"guess{n}@example.com", "wrong password!", shared).status_code in (401, 429)
+    assert login(anonymous, "one.more@example.com", "wrong password!", shared).status_code == 429
+    # Accounts that logged in from this address before are not held back by it.
+    assert login(anonymous, ADMIN_EMAIL, ADMIN_PASSWORD, shared).status_code == 201
+    assert login(anonymous, member.email, MEMBER_PASSWORD, shared).status_code == 201
+
+
+def test_a_guesser_elsewhere_does_not_lock_the_owner_out_at_its_usual_address(
+    anonymous: CheckedClient, admin: Account
+) -> None:
+    assert login(anonymous, ADMIN_EMAIL, ADMIN_PASSWORD, "10.21.0.1").status_code == 201
+    for n in range(5):
+        assert login(anonymous, ADMIN_EMAIL, "wrong password!", f"10.22.0.{n}").status_code == 401
+    # From a new address the account's own limit holds...
+    assert login(anonymous, ADMIN_EMAIL, ADMIN_PASSWORD, "10.23.0.1").status_code == 429
+    # ...but not at the address the owner logs in from.
+    assert login(anonymous, ADMIN_EMAIL, ADMIN_PASSWORD, "10.21.0.1").status_code == 201
+
+
+def test_failures_from_a_known_address_are_limited_for_that_pair(
+    anonymous: CheckedClient, admin: Account, runtime: Runtime
+) -> None:
+    """A known address is not a free pass: its own failures are limited too."""
+    assert login(anonymous, ADMIN_EMAIL, ADMIN_PASSWORD, "10.24.0.1").status_code == 201
+    assert login(anonymous, ADMIN_EMAIL, ADMIN_PASSWORD, "10.24.0.2").status_code == 201
+    for _ in range(5):
+        assert login(anonymous, ADMIN_EMAIL, "wrong password!", "10.24.0.1").status_code == 401
+    before = runtime.passwords.verifications
+    assert login(anonymous, ADMIN_EMAIL, "wrong password!", "10.24.0.1").status_code == 429
+    assert login(anonymous, ADMIN_EMAIL, ADMIN_PASSWORD, "10.24.0.1").status_code == 429
+    assert runtime.passwords.verifications == before
+    # The account itself and its other known address are not held back.
+    assert login(anonymous, ADMIN_EMAIL, ADMIN_PASSWORD, "10.24.0.2").status_code == 201
+
+
+def test_successful_logins_leave_no_failure_behind(
+    anonymous: CheckedClient, admin: Account, db: psycopg.Connection[Any]
+) -> None:
+    for _ in range(6):
+        assert login(anonymous, ADMIN_EMAIL, ADMIN_PASSWORD, "10.25.0.1").status_code == 201
+    assert db.execute("SELECT count(*) FROM login_failures").fetchone() == (0,)
+    for _ in range(4):
+        assert login(anonymous, ADMIN_EMAIL, "wrong password!", "10.25.0.2").status_code == 401
+    assert login(anonymous, ADMIN_EMAIL, ADMIN_PASSWORD, "10.25.0.2").status_code == 201
+
+
+def test_a_check_that_found_no_argon2_slot_gives_its_reservation_back(
+    anonymous: CheckedClient, admin: Account, runtime: Runtime, db: psycopg.Connection[Any],
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.passwords import PasswordSlotsBusy
+
+    async def busy(*args: Any) -> Any:
+        raise PasswordSlotsBusy("busy")
+
+    monkeypatch.setattr(runtime.passwords, "verify_async", busy)
+    for _ in range(8):
+        result = login(anonymous, ADMIN_EMAIL, ADMIN_PASSWORD, "10.26.0.1")
+        assert result.status_code == 503 and result.headers["Retry-After"]
+    assert db.execute("SELECT count(*) FROM login_failures").fetchone() == (0,)
+    monkeypatch.undo()
+    assert login(anonymous, ADMIN_EMAIL, ADMIN_PASSWORD, "10.26.0.1").status_code == 201
+
+
+# -- the limit under concurrency ----------------------------------------------------
+
+def many_at_once(runtime: Runtime, email: str, password: str, n: int,
+                 address: str = "10.30.0.1") -> tuple[list[BaseException | object], Passwords]:
+    """``n`` concurrent logins through a service whose Argon2 slots never refuse."""
+    from app.passwords import CpuSlots
+    from app.sessions_service import SessionsService
+    from app.worker_client import WorkerClient
+
+    passwords = Passwords(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1),
+                          CpuSlots(slots=4, max_wait=60, max_queued=10_000))
+    service = SessionsService(WorkerClient(runtime.workers, 30.0, 10.0), passwords)
+
+    async def attempts() -> list[BaseException | object]:
+        return await asyncio.gather(*(service.login(email, password, address)
+                                      for _ in range(n)), return_exceptions=True)
+
+    try:
+        return asyncio.run(attempts()), passwords
+    finally:
+        passwords.slots.close()
+
+
+def test_fifty_concurrent_wrong_passwords_evaluate_at_most_the_limit(
+    runtime: Runtime, admin: Account, db: psycopg.Connection[Any]
+) -> None:
+    from actors.errors import InvalidCredentials, RateLimited
+
+    outcomes, passwords = many_at_once(runtime, ADMIN_EMAIL, "wrong password!", 50)
+    kinds = [type(o).__name__ for o in outcomes]
+    assert passwords.verifications <= 5, kinds
+    assert sum(isinstance(o, InvalidCredentials) for o in outcomes) == passwords.verifications
+    assert sum(isinstance(o, RateLimited) for o in outcomes) >= 45, kinds
+    assert db.execute("SELECT count(*) FROM login_failures WHERE subject = %s",
+                      ("e:" + ADMIN_EMAIL,)).fetchone() == (passwords.verifications,)
+
+
+def test_concurrent_correct_logins_are_limited_per_account_and_sessions_capped(
+    database_url: str, db: psycopg.Connection[Any], admin: Account, stop_actors: None
+) -> None:
+    from actors.errors import RateLimited
+    from app.sessions_service import NewSession
+
+    settings = Settings.from_env({"DATABASE_URL": database_url, "USERMGMT_DB_WORKERS": "2",
+                                  "USERMGMT_LOGIN_SUCCESS_LIMIT": "8",
+                                  "USERMGMT_MAX_SESSIONS": "3"})
+    runtime = Runtime(settings, database_url, passwords=Passwords(PasswordHasher(1, 8, 1)))
+    runtime.start()
+    try:
+        assert runtime.wait_ready(10)
+        limits = runtime.sessions._limit
+        assert (limits.successes, limits.max_sessions) == (8, 3)
+        service = runtime.sessions
+
+        async def attempts() -> list[BaseException | object]:
+            return await asyncio.gather(*(service.login(ADMIN_EMAIL, ADMIN_PASSWORD, "10.31.0.1")
+                                          for _ in range(20)), return_exceptions=True)
+
+        outcomes = asyncio.run(attempts())
+    finally:
+        runtime.stop()
+    logged_in = [o for o in outcomes if isinstance(o, NewSession)]
+    assert 1 <= len(logged_in) <= 8, [type(o).__name__ for o in outcomes]
+    assert all(isinstance(o, (NewSession, RateLimited)) or "busy" in str(o) for o in outcomes)
+    # The fixture's session plus those: at most 3 remain, the newest ones.
+    assert db.execute("SELECT count(*) FROM sessions WHERE user_id = %s",
+                      (admin.user_id,)).fetchone() == (3,)
+
+
+def test_sessions_past_the_cap_end_oldest_first_and_are_refused_at_once(
+    database_url: str, db: psycopg.Connection[Any], admin: Account, stop_actors: None
+) -> None:
+    settings = Settings.from_env({"DATABASE_URL": database_url, "USERMGMT_DB_WORKERS": "1",
+                                  "USERMGMT_MAX_SESSIONS": "2"})
+    runtime = Runtime(settings, database_url, passwords=Passwords(PasswordHasher(1, 8, 1)))
+    runtime.start()
+    try:
+        assert runtime.wait_ready(10)
+        anonymous = make_client(runtime)
+        tokens = [login(anonymous, ADMIN_EMAIL, ADMIN_PASSWORD).json["token"] for _ in range(2)]
+        for token in tokens:  # cached now
+            assert anonymous.simulate_get("/api/sessions/current", headers=bearer(token)).status_code == 200
+        newest = login(anonymous, ADMIN_EMAIL, ADMIN_PASSWORD).json["token"]
+        # The fixture's session and the first login are gone; no NOTIFY awaited.
+        assert anonymous.simulate_get("/api/sessions/current", headers=bearer(tokens[0])).status_code == 401
+        assert anonymous.simulate_get("/api/sessions/current", headers=admin.headers).status_code == 401
+        for token in (tokens[1], newest):
+            assert anonymous.simulate_get("/api/sessions/current", headers=bearer(token)).status_code == 200
+    finally:
+        runtime.stop()
+    assert db.execute("SELECT count(*) FROM sessions").fetchone() == (2,)

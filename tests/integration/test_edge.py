@@ -213,3 +213,31 @@ def test_slow_and_silent_clients_neither_starve_others_nor_stay_connected(
         time.sleep(max(HEADER_TIMEOUT, BODY_TIMEOUT) + 2.5)  # deadline plus sweep plus slack
         closed = attack.closed_by_server()
     assert closed == {"head": 200, "body": 200, "silent": 2000}, closed
+
+
+@pytest.mark.parametrize("trap", [b"\xb2", b"\xbd", b"\xa0", b"\x85", b"\xff", b"\xd9\xa3",
+                                  b"\xc3\x28"], ids=lambda b: b.hex())
+def test_non_ascii_bytes_in_every_header_the_service_reads_never_answer_500(
+        server: Server, trap: bytes) -> None:
+    token = str(server.admin.token).encode()
+    target = b"/api/users/" + str(server.admin.user_id).encode()
+    cases = [
+        (b"GET", target, b"If-None-Match", b'"1-' + trap + b'"'),
+        (b"PATCH", target, b"If-Match", b'"' + str(server.admin.user_id).encode() + b"-2" + trap + b'"'),
+        (b"DELETE", b"/api/users/999999", b"If-Match", b'"999999-' + trap + b'"'),
+        (b"PATCH", target, b"Content-Type", b"application/json; charset=" + trap),
+        (b"GET", b"/livez", b"X-Request-ID", b"id-" + trap),
+        (b"GET", b"/api/users", b"Authorization", b"Bearer " + trap),
+        (b"GET", b"/api/users", b"Accept", trap),
+    ]
+    for method, path, name, value in cases:
+        headers = {b"Host": b"x", b"Authorization": b"Bearer " + token,
+                   b"Content-Type": b"application/json", b"Connection": b"close"}
+        headers[name] = value
+        body = b'{"name": "Admin"}' if method == b"PATCH" else b""
+        head = b"".join(k + b": " + v + b"\r\n" for k, v in headers.items())
+        request = (method + b" " + path + b" HTTP/1.1\r\n" + head
+                   + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        answer, _ = exchange(server.port, request)
+        status = int(answer.split(b" ", 2)[1])
+        assert status < 500, (method, path, name, value, answer[:300])

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import statistics
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +173,59 @@ def test_a_real_prometheus_scrapes_the_service(server: Server, tmp_path: Path) -
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
+
+
+@pytest.fixture
+def split_server(database_url: str, db: psycopg.Connection[Any], tmp_path: Path) -> Iterator[tuple[Server, str]]:
+    """A 2-worker server with /metrics on a listener of its own; answers (server, metrics URL)."""
+    metrics_port = free_port()
+    env = {"DATABASE_URL": database_url, "USERMGMT_DATA_DIR": str(tmp_path / "var"),
+           "USERMGMT_DB_WORKERS": "2", "USERMGMT_METRICS_BIND": f"127.0.0.1:{metrics_port}"}
+    with Server(env, tmp_path / "server.log", workers=2) as running:
+        yield running, f"http://127.0.0.1:{metrics_port}"
+
+
+def raw_get(port: int, target: str) -> tuple[int, bytes]:
+    """GET ``target`` exactly as spelled (no client normalises it)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.putrequest("GET", target, skip_host=True, skip_accept_encoding=True)
+        conn.putheader("Host", "x")
+        conn.endheaders()
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def test_no_spelling_of_metrics_answers_on_the_api_port(split_server: tuple[Server, str]) -> None:
+    server, metrics_url = split_server
+    metrics_port = int(metrics_url.rsplit(":", 1)[1])
+    status, body = raw_get(metrics_port, "/metrics")
+    assert status == 200 and b"usermgmt_http_requests_total" in body
+    for target in ("/metrics", "//metrics", "///metrics", "/%2Fmetrics", "/%2fmetrics",
+                   "/metrics/", "//metrics/", "/./metrics", "/metrics?x=1", "/metrics%2F"):
+        status, body = raw_get(server.port, target)
+        assert status in (400, 404), (target, status)
+        assert b"usermgmt_" not in body, target
+    # And nothing but /metrics answers on the metrics port.
+    assert raw_get(metrics_port, "/livez")[0] == 404
+    assert raw_get(metrics_port, "/openapi.json")[0] == 404
+
+
+def test_a_flood_of_scrapes_leaves_cached_reads_about_as_fast_as_idle(
+        split_server: tuple[Server, str]) -> None:
+    from perf.bench_scrape_flood import measure
+
+    server, metrics_url = split_server
+    path = f"/api/users/{server.admin.user_id}"
+    for _ in range(4):  # both workers' caches hold the user
+        assert server.http.get(server.url + path, timeout=5).status_code == 200
+    result = measure(server.url, metrics_url, str(server.admin.token), path,
+                     rounds=2, seconds=1.5, scrapers=16, rate=200)
+    assert result.scrapes >= 300
+    # The objective (and perf/results/scrape_flood.md) is 2x; generous here,
+    # as the test shares 2 cores with whatever else runs.
+    assert result.ratio < 4.0, (statistics.median(result.idle), statistics.median(result.flooded))

@@ -15,9 +15,10 @@ for the (small, explained) configuration.
 The server runs two worker processes, as ``usermgmt serve`` does by
 default: a user changed or deleted through one worker is never served old
 by the other (the host's shared stamps), so the stateful checks hold
-whichever worker answers. Its login limit is raised: the fuzzer's random
-logins from 127.0.0.1 would otherwise lock its own re-login out; the limit
-has tests of its own.
+whichever worker answers. Its login limits are raised: the fuzzer's random
+logins from 127.0.0.1 would otherwise lock its own re-login out, and it
+logs in again after every logout it tests, faster than the
+successful-login limit allows; the limits have tests of their own.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ RUN_TIMEOUT = 300
 def fuzzed_server(database_url: str, db: psycopg.Connection[Any], tmp_path: Path) -> Iterator[Server]:
     env = {"DATABASE_URL": database_url, "USERMGMT_DATA_DIR": str(tmp_path / "var"),
            "USERMGMT_DB_WORKERS": "2", "USERMGMT_LOGIN_RATE_LIMIT": "100000",
+           "USERMGMT_LOGIN_SUCCESS_LIMIT": "100000",
            "USERMGMT_LOG_LEVEL": "WARNING"}
     with Server(env, tmp_path / "server.log", workers=2) as running:
         yield running
