@@ -124,7 +124,7 @@ class ChangeListener(pykka.ThreadingActor):
 
     Args:
         conninfo: database URL or conninfo.
-        cache: the process's cache handle.
+        cache: the process's users cache handle, if any.
         coherence: the flag request threads consult before a cache hit.
         token_cache: the process's token cache handle, if any; keys are
             the ``t:<key>`` payloads.
@@ -137,7 +137,7 @@ class ChangeListener(pykka.ThreadingActor):
     def __init__(
         self,
         conninfo: str,
-        cache: CacheHandle[Any],
+        cache: CacheHandle[Any] | None,
         coherence: Coherence,
         connect_kwargs: dict[str, Any] | None = None,
         max_reconnect_delay: float = 1.0,
@@ -146,6 +146,8 @@ class ChangeListener(pykka.ThreadingActor):
     ) -> None:
         super().__init__()
         self._conninfo = conninfo
+        # The caches it keeps coherent (either may be off).
+        self._caches = tuple(c for c in (cache, token_cache) if c is not None)
         self._cache = cache
         self._token_cache = token_cache
         self._coherence = coherence
@@ -215,9 +217,8 @@ class ChangeListener(pykka.ThreadingActor):
         self._connected_at = time.time()
         # LISTEN is in place: anything changed from now on will be heard, so
         # emptying the cache now leaves nothing stale in it.
-        self._cache.flush()
-        if self._token_cache is not None:
-            self._token_cache.flush()
+        for handle in self._caches:
+            handle.flush()
         self._coherence.mark_coherent()
         self._reader = threading.Thread(
             target=self._read, args=(conn,), name="change-listener-reader", daemon=True
@@ -264,10 +265,9 @@ class ChangeListener(pykka.ThreadingActor):
         if payload.startswith("t:"):
             self._apply_token(payload[2:])
         elif payload == "*":
-            self._cache.flush()
-            if self._token_cache is not None:
-                self._token_cache.flush()
-        else:
+            for handle in self._caches:
+                handle.flush()
+        elif self._cache is not None:
             user_id, _, version = payload.partition(":")
             try:
                 self._cache.evict(int(user_id), int(version) if version else None)

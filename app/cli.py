@@ -33,6 +33,7 @@ from app.config import Bounds, ConfigError, Settings, one_line
 from app.embedded_db import DataDirInUse, EmbeddedPostgres, EmbeddedPostgresError
 from app.logs import configure_logging
 from app.migrations import apply_migrations
+from app.tree import CHAOS_KINDS
 
 __all__ = ["CannotStart", "main"]
 
@@ -90,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     chaos.add_argument("--target", default="http://127.0.0.1:8000",
                        help="base URL of the server (default http://127.0.0.1:8000)")
     chaos.add_argument("--kind", default="any",
-                       choices=["db_worker", "cache", "listener", "supervisor", "any"])
+                       choices=CHAOS_KINDS)
     chaos.add_argument("--every", type=_number_in(Bounds(0.001, 3600)), default=1.0,
                        help="seconds between kills")
     chaos.add_argument("--jitter", type=_number_in(Bounds(0, 1)), default=0.3,
@@ -180,7 +181,7 @@ def check_connection_budget(url: str, workers: int, settings: Settings) -> None:
     available = limit - reserved
     per_process = settings.connections_per_process()
     needed = workers * per_process
-    listener = " + 1 change listener" if settings.cache_enabled else ""
+    listener = " + 1 change listener" if settings.listens else ""
     if needed > available:
         raise ConfigError(
             f"{workers} worker processes x ({settings.db_workers} USERMGMT_DB_WORKERS + 1 spare"

@@ -212,6 +212,7 @@ class Settings:
     metrics_enabled: bool = True
     access_log: bool = True
     cache_enabled: bool = True
+    token_cache_enabled: bool = True
     cache_ttl: float = 60.0
     cache_max_entries: int = 100_000
     session_ttl: float = 86_400.0
@@ -229,9 +230,14 @@ class Settings:
         """Database connections one worker process may hold at once.
 
         Its DbWorkers, the pool's spare (see :data:`POOL_SPARE_CONNECTIONS`)
-        and, with the cache on, the change listener's own connection.
+        and, with a cache on, the change listener's own connection.
         """
-        return self.db_workers + POOL_SPARE_CONNECTIONS + (1 if self.cache_enabled else 0)
+        return self.db_workers + POOL_SPARE_CONNECTIONS + (1 if self.listens else 0)
+
+    @property
+    def listens(self) -> bool:
+        """Whether worker processes run a change listener (a cache to keep coherent)."""
+        return self.cache_enabled or self.token_cache_enabled
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -266,6 +272,7 @@ class Settings:
             metrics_enabled=_bool(env, "USERMGMT_METRICS_ENABLED", True),
             access_log=_bool(env, "USERMGMT_ACCESS_LOG", True),
             cache_enabled=_bool(env, "USERMGMT_CACHE_ENABLED", True),
+            token_cache_enabled=_bool(env, "USERMGMT_TOKEN_CACHE_ENABLED", True),
             cache_ttl=_float(env, "USERMGMT_CACHE_TTL", 60.0),
             cache_max_entries=_int(env, "USERMGMT_CACHE_MAX_ENTRIES", 100_000),
             session_ttl=_float(env, "USERMGMT_SESSION_TTL", 86_400.0),

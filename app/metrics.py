@@ -17,10 +17,11 @@ import logging
 import os
 import threading
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import psutil
+import pykka
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -32,6 +33,7 @@ from prometheus_client import (
 from prometheus_client import multiprocess as prom_multiprocess
 
 from supervisors import SupervisorEvent
+from supervisors.introspection import mailbox_size
 
 logger = logging.getLogger(__name__)
 
@@ -373,6 +375,49 @@ def record_supervisor_event(event: SupervisorEvent) -> None:
         ACTOR_EXITS.labels(event.supervisor, event.reason or "unknown").inc()
     elif event.kind == "give_up":
         SUPERVISOR_GIVE_UPS.labels(event.supervisor).inc()
+
+
+class RuntimeGauges:
+    """A worker's actor-system gauges that have no event of their own.
+
+    DbWorkers idle and busy, actors alive and their deepest mailbox by
+    kind, the users cache's size, and the caches' lookup counters
+    (:class:`CacheCounters`). :class:`MetricsSampler` calls :meth:`sample`
+    every second and before a scrape.
+
+    Args:
+        pool: the DbWorker checkout pool.
+        kinds: actor class -> ``kind`` label (others are ``other``).
+        cache_size: the users cache's entry count, if it is on.
+        counters: the caches' lookup counters.
+    """
+
+    def __init__(self, pool: Any, kinds: Mapping[type[Any], str],
+                 cache_size: Callable[[], int] | None = None,
+                 counters: Sequence[CacheCounters] = ()) -> None:
+        self._pool = pool
+        self._kinds = dict(kinds)
+        self._labels = sorted(set(self._kinds.values()))
+        self._cache_size = cache_size
+        self._counters = list(counters)
+
+    def sample(self) -> None:
+        stats = self._pool.stats()
+        DB_WORKERS.labels("idle").set(stats.idle)
+        DB_WORKERS.labels("busy").set(stats.busy)
+        alive: dict[str, int] = dict.fromkeys(self._labels, 0)
+        depth: dict[str, int] = dict.fromkeys(self._labels, 0)
+        for ref in pykka.ActorRegistry.get_all():
+            kind = self._kinds.get(ref.actor_class, "other")
+            alive[kind] = alive.get(kind, 0) + 1
+            depth[kind] = max(depth.get(kind, 0), mailbox_size(ref))
+        for kind, count in alive.items():
+            ACTORS_ALIVE.labels(kind).set(count)
+            ACTOR_MAILBOX_DEPTH.labels(kind).set(depth[kind])
+        if self._cache_size is not None:
+            CACHE_ENTRIES.set(self._cache_size())
+        for counters in self._counters:
+            counters.sample()
 
 
 class MetricsSampler:

@@ -1,15 +1,19 @@
-"""What one worker process runs: connections, the actor tree, the service.
+"""What one worker process runs: connections, the actor tree, the services.
 
-Built after fork (a psycopg pool cannot cross a fork) and stopped when the
-worker exits; tests build one against the test database.
+Wiring only: it builds each part from the settings and hands them to each
+other; what a part does lives with it (the tree in :mod:`app.tree`,
+readiness in :mod:`app.resources.health`, metrics sampling in
+:mod:`app.metrics`). Built after fork (a psycopg pool cannot cross a fork)
+and stopped when the worker exits; tests build one against the test
+database.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,20 +22,17 @@ from psycopg_pool import ConnectionPool
 
 from actors.cache import CacheHandle
 from actors.change_listener import Coherence
-from actors.errors import Unavailable
 from actors.worker_pool import WorkerPool
-from app import metrics
+from app import metrics, tree
 from app.config import POOL_SPARE_CONNECTIONS, Settings
 from app.dashboard.service import Dashboard
 from app.metrics import MetricsSampler
 from app.passwords import Passwords
-from app.resources.health import ReadinessCheck
+from app.resources.health import ReadinessCheck, readiness_checks
 from app.sessions_service import LoginRateLimit, Principal, SessionsService
 from app.users_service import UsersService, UserView
 from app.worker_client import WorkerClient
 from supervisors import SupervisorEvent
-from supervisors.introspection import mailbox_size
-from supervisors.service_tree import CacheWiring, TreeConfig, start_service_tree
 
 __all__ = ["Runtime"]
 
@@ -42,16 +43,6 @@ logger = logging.getLogger(__name__)
 # backoff doubles up to minutes, far too slow to notice a database that
 # came back. DbWorkers keep asking, each with its own short backoff.
 POOL_RECONNECT_TIMEOUT = 2.0
-
-# Actor class name -> the ``kind`` label of actor metrics.
-ACTOR_KINDS = {
-    "DbWorker": "db_worker",
-    "CacheActor": "cache",
-    "TokenCacheActor": "token_cache",
-    "ChangeListener": "listener",
-    "Supervisor": "supervisor",
-    "DynamicSupervisor": "supervisor",
-}
 
 
 class Runtime:
@@ -86,7 +77,6 @@ class Runtime:
         self._instrumented = instrumented
         self.draining = threading.Event()
         self._sampler: MetricsSampler | None = None
-        self._cache_counters: list[metrics.CacheCounters] = []
         self.connections: ConnectionPool | None = None
         self.workers = WorkerPool(
             on_wait=metrics.observe_checkout_wait if instrumented else None,
@@ -109,9 +99,9 @@ class Runtime:
             passwords=self.passwords,
         )
         # Bearer sessions get a cache of their own, kept coherent by the
-        # same listener (and so only when the users cache is on).
+        # same listener.
         self.tokens: CacheHandle[Principal] | None = (
-            CacheHandle() if settings.cache_enabled else None
+            CacheHandle() if settings.token_cache_enabled else None
         )
         self.dashboard = Dashboard(
             root=lambda: self.root,
@@ -168,16 +158,9 @@ class Runtime:
         )
         self.connections.open(wait=False)
         cache = None
-        self._cache_counters = [
-            metrics.CacheCounters(handle, requests, evictions)
-            for handle, requests, evictions in (
-                (self.cache, metrics.CACHE_REQUESTS, metrics.CACHE_EVICTIONS),
-                (self.tokens, metrics.TOKEN_CACHE_REQUESTS, None))
-            if handle is not None and self._instrumented
-        ]
-        if self.cache is not None:
+        if self.settings.listens:
             kwargs = self.connection_kwargs()
-            cache = CacheWiring(
+            cache = tree.CacheWiring(
                 handle=self.cache,
                 coherence=self.coherence,
                 conninfo=self.database_url,
@@ -187,8 +170,8 @@ class Runtime:
                 },
                 token_handle=self.tokens,
             )
-        self.root = start_service_tree(
-            TreeConfig(
+        self.root = tree.start_tree(
+            tree.TreeConfig(
                 db_workers=n,
                 connect_timeout=min(1.0, self.settings.db_connect_timeout),
                 worker_shutdown=self.settings.statement_timeout,
@@ -204,7 +187,18 @@ class Runtime:
             event_hook=self._supervisor_event,
         )
         if self._instrumented:
-            self._sampler = MetricsSampler(self.sample_metrics)
+            users_cache = self.cache
+            gauges = metrics.RuntimeGauges(
+                self.workers, tree.ACTOR_KINDS,
+                cache_size=(lambda: len(users_cache.table)) if users_cache is not None else None,
+                counters=[
+                    metrics.CacheCounters(handle, requests, evictions)
+                    for handle, requests, evictions in (
+                        (self.cache, metrics.CACHE_REQUESTS, metrics.CACHE_EVICTIONS),
+                        (self.tokens, metrics.TOKEN_CACHE_REQUESTS, None))
+                    if handle is not None
+                ])
+            self._sampler = MetricsSampler(gauges.sample)
             self._sampler.start()
         self.dashboard.start()
 
@@ -215,96 +209,26 @@ class Runtime:
         if self._event_hook is not None:
             self._event_hook(event)
 
-    def sample_metrics(self) -> None:
-        """Set the gauges that have no event of their own (sampler thread)."""
-        stats = self.workers.stats()
-        metrics.DB_WORKERS.labels("idle").set(stats.idle)
-        metrics.DB_WORKERS.labels("busy").set(stats.busy)
-        alive: dict[str, int] = dict.fromkeys(ACTOR_KINDS.values(), 0)
-        depth: dict[str, int] = dict.fromkeys(ACTOR_KINDS.values(), 0)
-        for ref in pykka.ActorRegistry.get_all():
-            kind = ACTOR_KINDS.get(ref.actor_class.__name__, "other")
-            alive[kind] = alive.get(kind, 0) + 1
-            depth[kind] = max(depth.get(kind, 0), mailbox_size(ref))
-        for kind, count in alive.items():
-            metrics.ACTORS_ALIVE.labels(kind).set(count)
-            metrics.ACTOR_MAILBOX_DEPTH.labels(kind).set(depth[kind])
-        if self.cache is not None:
-            metrics.CACHE_ENTRIES.set(len(self.cache.table))
-        for counters in self._cache_counters:
-            counters.sample()
-
     def sample_now(self) -> None:
         """Refresh this process's sampled gauges (right before a scrape)."""
         if self._sampler is not None:
             self._sampler.sample_now()
 
     def chaos_victims(self, kind: str) -> list[tuple[str, pykka.ActorRef[Any]]]:
-        """Running actors of ``kind`` (db_worker, cache, listener, supervisor, any)."""
-        root = self.root
-        if root is None:
-            return []
-        try:
-            top = {c: r for c, r, _ in root.proxy().which_children().get(timeout=1.0)}
-            db = top.get("db")
-            workers = [] if db is None else [
-                (c, r) for c, r, _ in db.proxy().which_children().get(timeout=1.0)
-            ]
-        except (pykka.ActorDeadError, pykka.Timeout):
-            return []
-        by_kind: dict[str, list[tuple[str, pykka.ActorRef[Any] | None]]] = {
-            "db_worker": list(workers),
-            "cache": [("cache", top.get("cache"))],
-            "listener": [("listener", top.get("listener"))],
-            "supervisor": [("db", db)],
-        }
-        chosen = (
-            [v for group in by_kind.values() for v in group] if kind == "any"
-            else by_kind.get(kind, [])
-        )
-        return [(c, r) for c, r in chosen if r is not None and r.is_alive()]
+        """Running actors of ``kind`` (see :data:`app.tree.CHAOS_KINDS`); blocks briefly."""
+        return tree.victims(self.root, kind)
 
     def readiness_checks(self) -> list[ReadinessCheck]:
-        """What ``/readyz`` verifies: database, supervision tree, not draining."""
-        return [
-            ReadinessCheck("draining", self._check_not_draining),
-            ReadinessCheck("supervision_tree", self._check_tree),
-            ReadinessCheck("database", self._check_database),
-        ]
-
-    async def _check_not_draining(self) -> str | None:
-        return "the worker is shutting down" if self.draining.is_set() else None
-
-    async def _check_tree(self) -> str | None:
-        # Asks the root supervisor and waits: off the event loop.
-        return await asyncio.to_thread(self._tree_problem)
-
-    def _tree_problem(self) -> str | None:
-        root = self.root
-        if root is None or not root.is_alive():
-            return "the root supervisor is not running"
-        try:
-            children = root.proxy().which_children().get(timeout=1.0)
-        except (pykka.ActorDeadError, pykka.Timeout):
-            return "the root supervisor does not answer"
-        down = [child_id for child_id, ref, _ in children if ref is None or not ref.is_alive()]
-        return f"not running: {', '.join(down)}" if down else None
-
-    async def _check_database(self) -> str | None:
-        try:
-            await self.users.ping()
-        except Unavailable as exc:
-            return str(exc)
-        return None
+        """What ``/readyz`` verifies: not draining, the tree up, the database reached."""
+        return readiness_checks(self.draining, lambda: tree.tree_problem(self.root),
+                                self.users.ping)
 
     def wait_ready(self, timeout: float = 10.0) -> bool:
-        """Wait until every DbWorker holds a connection and the cache is coherent."""
-        import time
-
+        """Wait until every DbWorker holds a connection and the caches are coherent."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.workers.stats().members >= self.settings.db_workers and (
-                self.cache is None or self.coherence.is_coherent
+                not self.settings.listens or self.coherence.is_coherent
             ):
                 return True
             time.sleep(0.01)

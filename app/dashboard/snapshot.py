@@ -25,6 +25,7 @@ from actors.change_listener import Coherence, GetStatus, ListenerStatus
 from actors.worker_pool import WorkerPool
 from app.dashboard.journal import SupervisionJournal
 from app.dashboard.traffic import HistogramWindow, add_counts, quantile
+from app.tree import LISTENER
 from supervisors import ChildDescription, ChildType, TreeNode, crash, describe_tree
 
 __all__ = ["EVENTS_PER_WORKER", "TRAFFIC_POINTS", "TRAFFIC_STEP", "WorkerObserver", "route_label"]
@@ -82,7 +83,7 @@ class WorkerObserver:
         request_bounds: tuple[float, ...] = (),
         waits: HistogramWindow | None = None,
         wait_bounds: tuple[float, ...] = (),
-        listener_id: str = "listener",
+        listener_id: str = LISTENER,
         refresh: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:

@@ -21,12 +21,13 @@ from app.auth import require_admin
 from app.encoding import dumps
 from app.http import JSON, read_json, require_media_type
 from app.problems import Problem
+from app.tree import CHAOS_KINDS
 from app.validation import FieldError, ValidationFailed
 from supervisors import crash
 
 __all__ = ["KINDS", "ChaosResource"]
 
-KINDS = ("db_worker", "cache", "listener", "supervisor", "any")
+KINDS = CHAOS_KINDS
 
 Victims = Callable[[str], list[tuple[str, pykka.ActorRef[Any]]]]
 

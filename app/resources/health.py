@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import falcon
 
+from actors.errors import Unavailable
 from app import metrics
 from app.encoding import dumps
 from app.problems import Problem
 
-__all__ = ["Liveness", "MetricsResource", "Readiness", "ReadinessCheck"]
+__all__ = ["Liveness", "MetricsResource", "Readiness", "ReadinessCheck", "readiness_checks"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +24,36 @@ class ReadinessCheck:
 
     name: str
     check: Callable[[], Awaitable[str | None]] = field(repr=False)
+
+
+def readiness_checks(draining: threading.Event, tree_problem: Callable[[], str | None],
+                     ping: Callable[[], Awaitable[object]]) -> list[ReadinessCheck]:
+    """What ``/readyz`` verifies in a worker: not draining, the tree up, the database reached.
+
+    Args:
+        draining: set once the worker was told to stop.
+        tree_problem: what is wrong with the supervision tree, or None
+            (blocking: it asks the root supervisor; run off the event loop).
+        ping: one database round trip through a DbWorker; raises
+            :class:`~actors.errors.Unavailable` when it cannot.
+    """
+
+    async def not_draining() -> str | None:
+        return "the worker is shutting down" if draining.is_set() else None
+
+    async def tree() -> str | None:
+        return await asyncio.to_thread(tree_problem)
+
+    async def database() -> str | None:
+        try:
+            await ping()
+        except Unavailable as exc:
+            return str(exc)
+        return None
+
+    return [ReadinessCheck("draining", not_draining),
+            ReadinessCheck("supervision_tree", tree),
+            ReadinessCheck("database", database)]
 
 
 class Liveness:

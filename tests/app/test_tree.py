@@ -18,9 +18,9 @@ from actors.messages import Ping
 from actors.worker_pool import WorkerPool
 from app.config import Settings
 from app.runtime import Runtime
+from app.tree import TreeConfig, start_tree
 from app.users_service import UsersService
 from supervisors import SupervisorEvent, crash
-from supervisors.service_tree import TreeConfig, start_service_tree
 from tests.waiting import wait_until
 
 
@@ -129,7 +129,7 @@ def test_stopping_the_tree_kills_a_worker_stuck_in_a_query(database_url: str, db
     pool = ConnectionPool(database_url, min_size=1, max_size=2, open=True,
                           kwargs={"autocommit": True})
     workers = WorkerPool()
-    root = start_service_tree(TreeConfig(db_workers=1, worker_shutdown=0.5), pool, workers)
+    root = start_tree(TreeConfig(db_workers=1, worker_shutdown=0.5), pool, workers)
     assert wait_until(lambda: workers.stats().members == 1)
     service = UsersService(workers, checkout_timeout=1.0, ask_timeout=30.0)
     errors: list[BaseException] = []
