@@ -35,6 +35,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +43,7 @@ import psycopg
 import pykka
 
 from actors.cache import CacheHandle
-from actors.db_worker import reconnect_delay
+from actors.retry import RetryLater
 
 __all__ = [
     "CHANNEL",
@@ -129,7 +130,8 @@ class ChangeListener(pykka.ThreadingActor):
         token_cache: the process's token cache handle, if any; keys are
             the ``t:<key>`` payloads.
         connect_kwargs: extra connection options (application_name, ...).
-        max_reconnect_delay: backoff ceiling while the database is down.
+        reconnect_delay: seconds before connection attempt ``n`` (0-based)
+            after a failure (the service passes its Backoff's delays).
     """
 
     use_daemon_thread = True
@@ -140,8 +142,8 @@ class ChangeListener(pykka.ThreadingActor):
         cache: CacheHandle[Any] | None,
         coherence: Coherence,
         connect_kwargs: dict[str, Any] | None = None,
-        max_reconnect_delay: float = 1.0,
         *,
+        reconnect_delay: Callable[[int], float],
         token_cache: CacheHandle[Any] | None = None,
     ) -> None:
         super().__init__()
@@ -152,12 +154,11 @@ class ChangeListener(pykka.ThreadingActor):
         self._token_cache = token_cache
         self._coherence = coherence
         self._connect_kwargs = dict(connect_kwargs or {})
-        self._max_reconnect_delay = max_reconnect_delay
         self._conn: psycopg.Connection[Any] | None = None
         self._reader: threading.Thread | None = None
         self._stopping = threading.Event()
-        self._attempts = 0
-        self._retry_timer: threading.Timer | None = None
+        self._retry = RetryLater(reconnect_delay, _Connect(), event="listener_connect_retry",
+                                 what="change listener cannot connect")
         self._connected_at: float | None = None
         self._last_notification_at: float | None = None
         self.notifications = 0
@@ -204,15 +205,9 @@ class ChangeListener(pykka.ThreadingActor):
             conn = psycopg.connect(self._conninfo, autocommit=True, **self._connect_kwargs)
             conn.execute(f"LISTEN {CHANNEL}")
         except psycopg.Error as exc:
-            self._attempts += 1
-            delay = reconnect_delay(self._attempts, maximum=self._max_reconnect_delay)
-            logger.info("change listener cannot connect: %s; retrying in %.2f s", exc, delay,
-                        extra={"event": "listener_connect_retry", "attempt": self._attempts})
-            self._retry_timer = threading.Timer(delay, self._tell, args=(_Connect(),))
-            self._retry_timer.daemon = True
-            self._retry_timer.start()
+            self._retry.failed(self.actor_ref, exc)
             return
-        self._attempts = 0
+        self._retry.succeeded()
         self._conn = conn
         self._connected_at = time.time()
         # LISTEN is in place: anything changed from now on will be heard, so
@@ -229,9 +224,7 @@ class ChangeListener(pykka.ThreadingActor):
     def _shutdown(self) -> None:
         self._coherence.mark_incoherent()
         self._stopping.set()
-        timer = self._retry_timer
-        if timer is not None:
-            timer.cancel()
+        self._retry.cancel()
         conn, self._conn = self._conn, None
         reader = self._reader
         if reader is not None and reader is not threading.current_thread():

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar, LiteralString
@@ -70,6 +68,7 @@ from actors.messages import (
     UserPage,
     Written,
 )
+from actors.retry import RetryLater
 from actors.worker_pool import WorkerPool
 
 __all__ = ["ConnectionLost", "DbWorker"]
@@ -231,16 +230,6 @@ class _Connect:
     """Sent to itself (a tell) to try to take a connection again."""
 
 
-def reconnect_delay(attempt: int, minimum: float = 0.05, maximum: float = 1.0) -> float:
-    """Jittered exponential backoff: ``attempt`` 1, 2, ... to seconds.
-
-    Full jitter in the upper half of the window (as DBConnection's
-    ``rand_exp``) so that workers of many processes do not reconnect in step.
-    """
-    ceiling = min(maximum, minimum * 2 ** (attempt - 1))
-    return random.uniform(ceiling / 2, ceiling)
-
-
 class DbWorker(pykka.ThreadingActor):
     """Runs user queries on its own connection, one message at a time.
 
@@ -248,7 +237,8 @@ class DbWorker(pykka.ThreadingActor):
         connections: the process's connection pool.
         workers: the checkout pool this worker joins once connected.
         connect_timeout: how long one attempt waits for a connection.
-        max_reconnect_delay: the backoff ceiling between attempts.
+        reconnect_delay: seconds before connection attempt ``n`` (0-based)
+            after a failure (the service passes its Backoff's delays).
         on_query: metrics hook, ``(operation, seconds)`` after each request.
         on_error: metrics hook, ``(kind)`` for each database error.
     """
@@ -265,7 +255,7 @@ class DbWorker(pykka.ThreadingActor):
         workers: WorkerPool,
         *,
         connect_timeout: float = 1.0,
-        max_reconnect_delay: float = 1.0,
+        reconnect_delay: Callable[[int], float],
         on_query: Callable[[str, float], None] | None = None,
         on_error: Callable[[str], None] | None = None,
     ) -> None:
@@ -273,13 +263,12 @@ class DbWorker(pykka.ThreadingActor):
         self._connections = connections
         self._workers = workers
         self._connect_timeout = connect_timeout
-        self._max_reconnect_delay = max_reconnect_delay
         self._on_query = on_query
         self._on_error = on_error
         self._conn: psycopg.Connection[Any] | None = None
         self._cursor: psycopg.Cursor[Any] | None = None
-        self._attempts = 0
-        self._retry_timer: threading.Timer | None = None
+        self._retry = RetryLater(reconnect_delay, _Connect(), event="db_connect_retry",
+                                 what="database worker waiting for a connection")
 
     # -- lifecycle (actor thread) ----------------------------------------
 
@@ -302,28 +291,13 @@ class DbWorker(pykka.ThreadingActor):
         try:
             self._conn = self._connections.getconn(timeout=self._connect_timeout)
         except (PoolTimeout, psycopg.Error) as exc:
-            self._attempts += 1
-            delay = reconnect_delay(self._attempts, maximum=self._max_reconnect_delay)
-            logger.info(
-                "database worker waiting for a connection: %s; retrying in %.2f s", exc, delay,
-                extra={"event": "db_connect_retry", "attempt": self._attempts},
-            )
-            timer = threading.Timer(delay, self._tell_connect)
-            timer.daemon = True
-            self._retry_timer = timer
-            timer.start()
+            self._retry.failed(self.actor_ref, exc)
             return
-        self._attempts = 0
+        self._retry.succeeded()
         self._workers.register(self.actor_ref, kill=self._kill)
 
-    def _tell_connect(self) -> None:
-        with contextlib.suppress(pykka.ActorDeadError):
-            self.actor_ref.tell(_Connect())
-
     def _release(self) -> None:
-        timer = self._retry_timer
-        if timer is not None:
-            timer.cancel()
+        self._retry.cancel()
         self._workers.unregister(self.actor_ref)
         conn, self._conn = self._conn, None
         self._cursor = None

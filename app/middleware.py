@@ -46,11 +46,13 @@ import orjson
 from app import metrics
 from app.logs import REQUEST_ID
 from app.problems import Problem
+from app.validation import has_control_or_format
 
 __all__ = ["AccessLog", "RequestMiddleware"]
 
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._~:@/+=-]{1,128}")
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# RFC 9110 5.5: a field value may hold HTAB but no other control character.
+_FIELD_VALUE_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # Label values must come from a bounded set: any other method is "OTHER".
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _STDERR = 2
@@ -190,7 +192,7 @@ def _hostile(value: str) -> bool:
 
     Falcon hands header values over as latin-1 text, one character per byte.
     """
-    if _CONTROL.search(value):
+    if _FIELD_VALUE_CONTROL.search(value):
         return True
     try:
         value.encode("latin-1").decode("utf-8")
@@ -200,12 +202,12 @@ def _hostile(value: str) -> bool:
 
 
 def _clean_query(query: str) -> bool:
-    """Whether a raw query string decodes to UTF-8 without control characters."""
+    """Whether a raw query string decodes to UTF-8 without control or format characters."""
     try:
         decoded = unquote_to_bytes(query.encode("latin-1")).decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
         return False
-    return not _CONTROL.search(decoded)
+    return not has_control_or_format(decoded)
 
 
 def _malformed(field: str, message: str) -> Problem:

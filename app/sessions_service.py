@@ -86,6 +86,7 @@ from actors.messages import (
 from actors.stamps import StampTable
 from actors.stamps import shared as shared_stamps
 from app.passwords import Passwords
+from app.read_through import ReadThrough
 from app.worker_client import WorkerClient
 
 __all__ = [
@@ -195,8 +196,7 @@ class SessionsService:
         self._on_login = on_login
         self._clock = clock
         self._stamps = stamps or shared_stamps().sessions
-        self._stamp_words = self._stamps.words
-        self._stamp_mask = self._stamps.mask
+        self._through = ReadThrough(cache, self._coherence, self._stamps)
 
     # -- the hot path ------------------------------------------------------
 
@@ -205,28 +205,24 @@ class SessionsService:
 
         Never waits: the hot path of every request.
         """
-        cache = self._cache
-        if cache is None or not self._coherence.is_coherent:
+        if self._cache is None:
             return None
         digest = _sha256(token.encode()).digest()
-        key = _FIRST_8_BYTES(digest)[0] >> 1
-        hit = self._live(cache.get(key), digest)
-        if hit is not None and hit.stamp == self._stamp_words[key & self._stamp_mask]:
-            return hit
-        return None
+        return self._through.hit(_FIRST_8_BYTES(digest)[0] >> 1, self._live(digest))
 
-    def _live(self, entry: Principal | None, digest: bytes) -> Principal | None:
-        """``entry`` if it is the session of ``digest`` and has not expired."""
-        if entry is not None and _compare(entry.token_hash, digest) and (
-                entry.expires_at > self._clock()):
-            return entry
-        return None
+    def _live(self, digest: bytes) -> Callable[[Principal], bool]:
+        """Whether a cached principal is the session of ``digest`` and has not expired."""
+        def live(entry: Principal) -> bool:
+            return _compare(entry.token_hash, digest) and entry.expires_at > self._clock()
+
+        return live
 
     async def authenticate(self, token: str) -> Principal | None:
         """The principal of a live session, or None (unknown, expired, revoked).
 
         ``token`` must already be a syntactically valid token (printable
-        ASCII of bounded length); see :mod:`app.auth`.
+        ASCII of bounded length); see :mod:`app.auth`. Read through the
+        token cache (see :mod:`app.read_through`).
 
         Raises: Unavailable (the database cannot be asked right now, and
             the token is not in the cache).
@@ -235,36 +231,23 @@ class SessionsService:
         if hit is not None:
             return hit
         digest = _sha256(token.encode()).digest()
-        key: int = _FIRST_8_BYTES(digest)[0] >> 1
-        cache = self._cache
-        if cache is None:
-            return await self._lookup(digest, None, 0)
-        try:
-            return await self._lookup(digest, cache, key)
-        except Unavailable as exc:
-            if isinstance(exc, NoWorkerAvailable) and self._client.workers.stats().members:
-                # Workers are connected, only busy: the database is up, and a
-                # revocation this process has not heard of may be in it.
-                raise
-            stale = self._live(cache.get(key), digest)
-            if stale is not None and stale.stamp == self._stamps.current(key):
-                return stale
-            raise
 
-    async def _lookup(self, digest: bytes, cache: CacheHandle[Principal] | None,
-                      key: int) -> Principal | None:
-        # Taken before the read: a revocation processed meanwhile makes the
-        # cache refuse this (possibly already revoked) session, and one
-        # committed meanwhile has changed the stamp.
-        read_token = cache.read_token(key) if cache is not None else 0
-        stamp = self._stamps.current(key)
-        row: SessionRow | None = await self._client.ask(GetSession(digest), idempotent=True)
-        if row is None:
-            return None
-        principal = Principal(row.user_id, row.role, digest, row.expires_at, stamp)
-        if cache is not None:
-            cache.put(key, principal, read_token)
-        return principal
+        async def read(stamp: int) -> tuple[Principal, None] | None:
+            row: SessionRow | None = await self._client.ask(GetSession(digest),
+                                                            idempotent=True)
+            if row is None:
+                return None
+            return Principal(row.user_id, row.role, digest, row.expires_at, stamp), None
+
+        def database_down(exc: Unavailable) -> bool:
+            # Workers connected but busy: the database is up, and a
+            # revocation this process has not heard of may be in it.
+            return not (isinstance(exc, NoWorkerAvailable)
+                        and self._client.workers.stats().members)
+
+        return await self._through.load(_FIRST_8_BYTES(digest)[0] >> 1, read,
+                                        usable=self._live(digest),
+                                        stale_allowed=database_down)
 
     # -- logins ------------------------------------------------------------
 

@@ -36,7 +36,7 @@ from actors.cache import CacheActor, CacheHandle, TokenCacheActor
 from actors.change_listener import ChangeListener, Coherence
 from actors.db_worker import DbWorker
 from actors.worker_pool import WorkerPool
-from supervisors import ChildSpec, DynamicSupervisor, Supervisor, SupervisorEvent
+from supervisors import Backoff, ChildSpec, DynamicSupervisor, Supervisor, SupervisorEvent
 
 __all__ = [
     "ACTOR_KINDS",
@@ -80,6 +80,10 @@ CHAOS_KINDS: Final = ("db_worker", "cache", "listener", "supervisor", "any")
 """What the chaos switch may be asked to kill; ``any`` picks among all of them."""
 
 
+RECONNECT: Final = Backoff(min_delay=0.05, max_delay=1.0)
+"""Jittered exponential delays, 50 ms doubling up to 1 s, between connection attempts."""
+
+
 @dataclass(frozen=True, slots=True)
 class TreeConfig:
     """Sizes and limits of the service's tree."""
@@ -95,6 +99,9 @@ class TreeConfig:
     root_period: float = 5.0
     cache_ttl: float = 60.0
     cache_max_entries: int = 100_000
+    # Between attempts to (re)connect while the database cannot be reached:
+    # DbWorkers and the change listener stay up and try again.
+    reconnect: Backoff = RECONNECT
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +145,7 @@ def start_tree(
                 "connections": connections,
                 "workers": workers,
                 "connect_timeout": config.connect_timeout,
+                "reconnect_delay": config.reconnect.delay,
                 "on_query": on_query,
                 "on_error": on_db_error,
             },
@@ -180,6 +188,7 @@ def start_tree(
                 "cache": cache.handle,
                 "coherence": cache.coherence,
                 "connect_kwargs": cache.connect_kwargs,
+                "reconnect_delay": config.reconnect.delay,
                 "token_cache": cache.token_handle,
             },
             shutdown=2.0,

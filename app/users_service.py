@@ -41,6 +41,7 @@ from actors.worker_pool import WorkerPool
 from app.coalescing import ReadCoalescer
 from app.encoding import dumps
 from app.passwords import Passwords
+from app.read_through import ReadThrough
 from app.worker_client import WorkerClient
 
 __all__ = ["UserView", "UsersService", "user_etag"]
@@ -102,51 +103,29 @@ class UsersService:
         host = shared_stamps()
         self._stamps = stamps or host.users
         self._session_stamps = session_stamps or host.sessions
-        self._stamp_words = self._stamps.words
-        self._stamp_mask = self._stamps.mask
         self.reads = ReadCoalescer(self._get_many, lambda: workers.stats().members,
                                    max_wait=checkout_timeout)
         self._cache = cache
-        self._coherence = coherence or Coherence()
+        self._through = ReadThrough(cache, coherence or Coherence(), self._stamps)
+        self.cached = self._through.hit
+        """``cached(user_id)``: the user from the cache when it may be served; never waits."""
         self._passwords = passwords or Passwords()
 
-    def cached(self, user_id: int) -> UserView | None:
-        """The user from the cache, if there, coherent and not stamped since; never waits."""
-        cache = self._cache
-        if cache is not None and self._coherence.is_coherent:
-            hit = cache.get(user_id)
-            if hit is not None and hit.stamp == self._stamp_words[user_id & self._stamp_mask]:
-                return hit
-        return None
-
     async def get(self, user_id: int) -> UserView:
-        """One user, from the cache when coherent.
-
-        When the database cannot be reached, a cached row is served even
-        while the listener is down: nobody can change the row then.
+        """One user, from the cache when it may be served (see :mod:`app.read_through`).
 
         Raises: NotFound, Unavailable.
         """
-        cache = self._cache
-        if cache is None:
-            return UserView.of(await self._read(user_id))
         hit = self.cached(user_id)
         if hit is not None:
             return hit
-        # Both taken before the read: an eviction processed meanwhile makes
-        # the cache refuse this (possibly older) row, and a write committed
-        # meanwhile has changed the stamp.
-        token = cache.read_token(user_id)
-        stamp = self._stamps.current(user_id)
-        try:
+
+        async def read(stamp: int) -> tuple[UserView, int | None]:
             user = await self._read(user_id)
-        except Unavailable:
-            stale = cache.get(user_id)
-            if stale is not None and stale.stamp == self._stamps.current(user_id):
-                return stale
-            raise
-        view = UserView.of(user, stamp)
-        cache.put(user_id, view, token, user.version)
+            return UserView.of(user, stamp), user.version
+
+        view = await self._through.load(user_id, read)
+        assert view is not None
         return view
 
     async def _get_many(self, message: GetUsers) -> dict[int, User]:

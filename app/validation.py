@@ -43,6 +43,7 @@ __all__ = [
     "check_query_parameters",
     "decode_cursor",
     "encode_cursor",
+    "has_control_or_format",
     "validate_kill",
     "validate_list_query",
     "validate_login",
@@ -199,8 +200,12 @@ def _field_name(key: object) -> str:
     return name if len(name) <= MAX_FIELD_NAME_LENGTH else name[:MAX_FIELD_NAME_LENGTH] + "…"
 
 
-def _refused_character(value: str) -> bool:
-    """Whether ``value`` holds a control or format character (Cc, Cf)."""
+def has_control_or_format(value: str) -> bool:
+    """Whether ``value`` holds a control or format character (Cc, Cf).
+
+    The one rule for text a client sends: names, emails, decoded query
+    strings (header values follow HTTP's own, see :mod:`app.middleware`).
+    """
     category = unicodedata.category
     refused = _REFUSED_CATEGORIES
     return any(category(c) in refused for c in value)
@@ -222,7 +227,7 @@ def _check_name(value: Any, errors: list[FieldError]) -> str | None:
         errors.append(FieldError("name", "must not be empty"))
     elif len(name) > MAX_NAME_LENGTH:
         errors.append(FieldError("name", f"must be at most {MAX_NAME_LENGTH} characters"))
-    elif _refused_character(name):
+    elif has_control_or_format(name):
         errors.append(FieldError("name", "must not contain control or format characters"))
     elif not (_visible(name[0]) and _visible(name[-1])):
         errors.append(FieldError("name", "must begin and end with a visible character"))
@@ -236,7 +241,7 @@ def _check_email(value: Any, errors: list[FieldError], field: str = "email") -> 
         errors.append(FieldError(field, "must be a string"))
     elif len(value) > MAX_EMAIL_LENGTH:
         errors.append(FieldError(field, f"must be at most {MAX_EMAIL_LENGTH} characters"))
-    elif _refused_character(value):
+    elif has_control_or_format(value):
         errors.append(FieldError(field, "must not contain control or format characters"))
     elif not _EMAIL.match(value):
         errors.append(FieldError(field, "must be a valid email address"))

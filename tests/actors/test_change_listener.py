@@ -12,8 +12,10 @@ import pytest
 
 from actors.cache import CacheActor, CacheHandle, Sync
 from actors.change_listener import ChangeListener, Coherence, GetStatus
-from supervisors import ChildSpec, Supervisor
+from supervisors import Backoff, ChildSpec, Supervisor
 from tests.waiting import wait_until
+
+RECONNECT = Backoff(min_delay=0.05, max_delay=1.0)
 
 
 @pytest.fixture
@@ -28,7 +30,8 @@ def tree(database_url: str, db: psycopg.Connection[Any], stop_actors: None) -> I
             ChildSpec(id="cache", actor_class=CacheActor, kwargs={"handle": handle}),
             ChildSpec(id="listener", actor_class=ChangeListener, kwargs={
                 "conninfo": database_url, "cache": handle, "coherence": coherence,
-                "connect_kwargs": {"application_name": "listener-test"}}),
+                "connect_kwargs": {"application_name": "listener-test"},
+                "reconnect_delay": RECONNECT.delay}),
         ],
     )
     assert wait_until(lambda: coherence.is_coherent)
@@ -101,7 +104,7 @@ def test_a_listener_that_cannot_connect_keeps_retrying_without_failing_its_start
     handle: CacheHandle[str] = CacheHandle()
     coherence = Coherence()
     ref = ChangeListener.start("postgresql://nobody@127.0.0.1:1/none", handle, coherence,
-                               {"connect_timeout": 1}, 0.05)
+                               {"connect_timeout": 1}, reconnect_delay=lambda attempt: 0.05)
     try:
         time.sleep(0.3)
         assert ref.is_alive()
