@@ -1,12 +1,20 @@
-"""The per-thread tally behind the hot-path metrics, and the in-flight set."""
+"""The per-thread tally behind the hot-path metrics, the in-flight set, and labels."""
 
 from __future__ import annotations
 
+import json
 import threading
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+import pytest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 
+from app import metrics, middleware
 from app.metrics import InFlight, Tally
+from tests.app.conftest import Account, CheckedClient, make_client
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime
 
 BUCKETS = (0.001, 0.01, 0.05, 0.1, 1.0)
 VALUES = (0.0005, 0.001, 0.0011, 0.01, 0.02, 0.05, 0.07, 0.3, 1.0, 2.5, 0.0)
@@ -124,3 +132,53 @@ def test_cache_counters_export_what_the_tables_counted_once_across_table_changes
     counters.sample()
     assert (total("hit"), total("miss")) == (2, 2)  # the old table's last hit was not lost
     assert registry.get_sample_value("c_evictions_total", {"reason": "invalidated"}) == 1
+
+
+@pytest.mark.parametrize(("template", "label"), [
+    ("/api/users/{user_id:int(min=1)}", "/api/users/{user_id}"),
+    ("/api/users", "/api/users"),
+    ("/a/{x}/b/{y:uuid}/c/{z:dt(\"%Y-%m-%d\")}", "/a/{x}/b/{y}/c/{z}"),
+    (None, "unmatched"),
+])
+def test_a_route_is_labelled_with_the_template_users_read(template: str | None, label: str) -> None:
+    assert middleware.route_template(template) == label
+
+
+def _requests(method: str, route: str, status: str) -> float:
+    metrics.TALLY.flush()
+    labels = {"method": method, "route": route, "status": status}
+    return REGISTRY.get_sample_value("usermgmt_http_requests_total", labels) or 0.0
+
+
+def test_metrics_and_access_lines_name_the_route_without_falcon_converters(
+        client: CheckedClient, admin: Account, capfd: pytest.CaptureFixture[str]) -> None:
+    before = _requests("GET", "/api/users/{user_id}", "200")
+    capfd.readouterr()
+
+    result = client.simulate_get(f"/api/users/{admin.user_id}",
+                                 headers={"X-Request-ID": "route-label-1"})
+
+    assert result.status_code == 200
+    assert _requests("GET", "/api/users/{user_id}", "200") == before + 1
+    assert _requests("GET", "/api/users/{user_id:int(min=1)}", "200") == 0
+    lines = [json.loads(line) for line in capfd.readouterr().err.splitlines()
+             if "route-label-1" in line]
+    assert [line["route"] for line in lines] == ["/api/users/{user_id}"]
+
+
+def test_a_route_template_is_converted_once_not_on_every_request(
+        runtime: Runtime, admin: Account, monkeypatch: pytest.MonkeyPatch) -> None:
+    converted: list[str | None] = []
+
+    def counting(template: str | None) -> str:
+        converted.append(template)
+        return original(template)
+
+    original = middleware.route_template
+    monkeypatch.setattr(middleware, "route_template", counting)
+    client = make_client(runtime, admin)
+    for _ in range(3):
+        assert client.simulate_get(f"/api/users/{admin.user_id}").status_code == 200
+        assert client.simulate_get("/api/users").status_code == 200
+
+    assert sorted(converted) == ["/api/users", "/api/users/{user_id:int(min=1)}"]
