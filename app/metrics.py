@@ -116,9 +116,11 @@ TOKEN_CACHE_REQUESTS = Counter(
 PROCESS_RSS = Gauge(
     "usermgmt_process_resident_memory_bytes", "Resident memory of each worker process.",
     multiprocess_mode="liveall")
-PROCESS_CPU = Gauge(
-    "usermgmt_process_cpu_seconds", "CPU time used by each worker process so far.",
-    multiprocess_mode="liveall")
+# A counter, as Prometheus' own process collector has it. Multiprocess
+# counters are summed over processes: the pid label keeps one per worker.
+PROCESS_CPU = Counter(
+    "usermgmt_process_cpu_seconds_total", "User and system CPU time of each worker process.",
+    ["pid"])
 PROCESS_THREADS = Gauge(
     "usermgmt_process_threads", "Threads of each worker process.", multiprocess_mode="liveall")
 PROCESS_OPEN_FDS = Gauge(
@@ -375,6 +377,23 @@ def record_supervisor_event(event: SupervisorEvent) -> None:
         SUPERVISOR_GIVE_UPS.labels(event.supervisor).inc()
 
 
+_CPU_LOCK = threading.Lock()
+
+
+def _count_cpu(seconds: float) -> None:
+    """Bring this process's CPU counter up to ``seconds`` of CPU time.
+
+    The counter itself holds what was counted so far, so however many
+    samplers and scrapes sample (each reads then adds, under one lock),
+    it follows the process's CPU time and nothing is counted twice.
+    """
+    with _CPU_LOCK:
+        counter = PROCESS_CPU.labels(str(os.getpid()))
+        gained = seconds - counter._value.get()
+        if gained > 0:
+            counter.inc(gained)
+
+
 class MetricsSampler:
     """Samples gauges that have no event of their own, in a daemon thread.
 
@@ -411,9 +430,9 @@ class MetricsSampler:
         with self._process.oneshot():
             PROCESS_RSS.set(self._process.memory_info().rss)
             times = self._process.cpu_times()
-            PROCESS_CPU.set(times.user + times.system)
             PROCESS_THREADS.set(self._process.num_threads())
             PROCESS_OPEN_FDS.set(self._process.num_fds())
+        _count_cpu(times.user + times.system)
         self._sample()
 
     def _run(self) -> None:

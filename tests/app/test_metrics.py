@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 from typing import TYPE_CHECKING
 
+import psutil
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 
@@ -182,3 +185,32 @@ def test_a_route_template_is_converted_once_not_on_every_request(
         assert client.simulate_get("/api/users").status_code == 200
 
     assert sorted(converted) == ["/api/users", "/api/users/{user_id:int(min=1)}"]
+
+
+def _cpu_counted() -> float:
+    labels = {"pid": str(os.getpid())}
+    return REGISTRY.get_sample_value("usermgmt_process_cpu_seconds_total", labels) or 0.0
+
+
+def _cpu_used() -> float:
+    times = psutil.Process().cpu_times()
+    return times.user + times.system
+
+
+def test_process_cpu_is_a_counter_that_follows_the_process_cpu_time() -> None:
+    first, second = metrics.MetricsSampler(lambda: None), metrics.MetricsSampler(lambda: None)
+    first.sample_now()
+    counted = _cpu_counted()
+    assert 0 < counted <= _cpu_used()
+    busy_until = time.process_time() + 0.05
+    while time.process_time() < busy_until:
+        pass
+
+    first.sample_now()
+    second.sample_now()  # another sampler in the process counts nothing twice
+    first.sample_now()
+
+    assert counted + 0.03 < _cpu_counted() <= _cpu_used()
+    exposition = generate_latest(REGISTRY).decode()
+    assert "# TYPE usermgmt_process_cpu_seconds_total counter" in exposition
+    assert "usermgmt_process_cpu_seconds{" not in exposition  # no gauge of that name left

@@ -95,9 +95,17 @@ def test_each_metric_moves_when_its_event_happens(server: Server, db: psycopg.Co
     assert len(series(after, "usermgmt_process_resident_memory_bytes")) == 2
     assert all(total(after, "usermgmt_process_resident_memory_bytes", **labels) > 10_000_000
                for labels in series(after, "usermgmt_process_resident_memory_bytes"))
+    # CPU time is a counter per worker, as Prometheus' process collector has it.
+    cpu = series(after, "usermgmt_process_cpu_seconds_total")
+    assert sorted(labels["pid"] for labels in cpu) == sorted(
+        labels["pid"] for labels in series(after, "usermgmt_process_resident_memory_bytes"))
+    assert all(total(after, "usermgmt_process_cpu_seconds_total", **labels) > 0 for labels in cpu)
+    assert not series(after, "usermgmt_process_cpu_seconds")
     assert wait_until(lambda: total(scrape(server), "usermgmt_actors_alive", kind="db_worker") == 4,
                       interval=0.1)
     final = scrape(server)
+    assert all(total(final, "usermgmt_process_cpu_seconds_total", **labels)
+               >= total(after, "usermgmt_process_cpu_seconds_total", **labels) for labels in cpu)
     assert total(final, "usermgmt_actors_alive", kind="cache") == 2
     assert total(final, "usermgmt_actors_alive", kind="listener") == 2
     assert total(final, "usermgmt_db_workers", state="idle") + total(final, "usermgmt_db_workers", state="busy") == 4
