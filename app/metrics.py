@@ -8,7 +8,10 @@ that variable (tests, a single process) the default registry is used.
 
 Every name has the ``usermgmt_`` prefix, base units, ``_total`` on
 counters, and labels drawn from bounded sets (route templates, never ids
-or emails).
+or emails). Series whose label values are known when a worker starts (the
+supervision tree's supervisors and children, login results) exist at 0
+from then on (:func:`declare_known_series`): an alert on them sees 0, not
+"no data".
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psutil
+import pykka
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -31,7 +35,7 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as prom_multiprocess
 
-from supervisors import SupervisorEvent
+from supervisors import ExitReason, SupervisorEvent, TreeNode, describe_tree
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +43,11 @@ __all__ = [
     "CONTENT_TYPE_LATEST",
     "IN_FLIGHT",
     "LATENCY_OBJECTIVE_SECONDS",
+    "LOGIN_RESULTS",
     "TALLY",
     "MetricsSampler",
+    "declare_known_series",
+    "declare_supervision_series",
     "exposition",
     "mark_process_dead",
     "multiprocess_enabled",
@@ -105,6 +112,8 @@ CACHE_ENTRIES = Gauge(
     "usermgmt_cache_entries", "Entries in the cache.", multiprocess_mode="livesum")
 
 # -- authentication ------------------------------------------------------------
+# What the sessions service reports to its login hook.
+LOGIN_RESULTS = ("success", "failure", "rate_limited")
 LOGINS = Counter(
     "usermgmt_logins_total", "Login attempts, by result (success, failure, rate_limited).",
     ["result"])
@@ -365,6 +374,41 @@ def observe_query(operation: str, seconds: float) -> None:
 def count_db_error(kind: str) -> None:
     """The DbWorkers' error hook."""
     _child(DB_ERRORS, kind).inc()
+
+
+def declare_known_series(root: pykka.ActorRef[Any]) -> None:
+    """Create at 0 the series whose label values are known once the tree runs.
+
+    Login results, and for the running tree (read from it, not from its
+    configuration) every supervisor's give-ups and exits by reason and
+    every child's restarts. Call it once per worker process, after the tree
+    started: in multiprocess mode ``labels()`` is what writes a series to
+    this process's file. Blocks while it asks the supervisors.
+
+    Args:
+        root: the root supervisor.
+    """
+    for result in LOGIN_RESULTS:
+        LOGINS.labels(result)
+    try:
+        tree = describe_tree(root)
+    except (pykka.ActorDeadError, pykka.Timeout):  # they appear with their first event
+        logger.warning("the supervision tree did not answer; its series start with their "
+                       "first event", extra={"event": "declare_failed"})
+        return
+    declare_supervision_series(tree)
+
+
+def declare_supervision_series(tree: TreeNode) -> None:
+    """Create at 0 the restart, exit and give-up series of every supervisor in ``tree``."""
+    supervisor = tree.supervisor
+    SUPERVISOR_GIVE_UPS.labels(supervisor.name)
+    for reason in ExitReason:
+        ACTOR_EXITS.labels(supervisor.name, reason.value)
+    for child in supervisor.children:
+        ACTOR_RESTARTS.labels(supervisor.name, child.id)
+    for subtree in tree.subtrees.values():
+        declare_supervision_series(subtree)
 
 
 def record_supervisor_event(event: SupervisorEvent) -> None:

@@ -204,6 +204,7 @@ class Runtime:
             event_hook=self._supervisor_event,
         )
         if self._instrumented:
+            metrics.declare_known_series(self.root)
             self._sampler = MetricsSampler(self.sample_metrics)
             self._sampler.start()
         self.dashboard.start()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 import os
 import threading
@@ -14,6 +16,15 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, g
 
 from app import metrics, middleware
 from app.metrics import InFlight, Tally
+from supervisors import (
+    ChildDescription,
+    ChildState,
+    ChildType,
+    Restart,
+    Strategy,
+    SupervisorDescription,
+    TreeNode,
+)
 from tests.app.conftest import Account, CheckedClient, make_client
 
 if TYPE_CHECKING:
@@ -214,3 +225,48 @@ def test_process_cpu_is_a_counter_that_follows_the_process_cpu_time() -> None:
     exposition = generate_latest(REGISTRY).decode()
     assert "# TYPE usermgmt_process_cpu_seconds_total counter" in exposition
     assert "usermgmt_process_cpu_seconds{" not in exposition  # no gauge of that name left
+
+
+def _child(child_id: str, child_type: ChildType = ChildType.WORKER) -> ChildDescription:
+    return ChildDescription(id=child_id, ref=None, child_type=child_type, actor_class="A",
+                            restart=Restart.PERMANENT, shutdown=1.0, state=ChildState.RUNNING,
+                            mailbox=0)
+
+
+def _node(name: str, children: tuple[ChildDescription, ...],
+          subtrees: dict[str, TreeNode] | None = None) -> TreeNode:
+    return TreeNode(SupervisorDescription(name=name, strategy=Strategy.ONE_FOR_ONE, intensity=3,
+                                          period=5.0, recent_restarts=0, mailbox=0,
+                                          children=children), subtrees or {})
+
+
+def test_every_supervisor_and_child_of_a_tree_has_its_series_at_zero() -> None:
+    inner = _node("zero-inner", (_child("w1"), _child("w2")))
+    tree = _node("zero-outer", (_child("zero-inner", ChildType.SUPERVISOR), _child("solo")),
+                 {"zero-inner": inner})
+
+    metrics.declare_supervision_series(tree)
+
+    def value(name: str, **labels: str) -> float | None:
+        return REGISTRY.get_sample_value(name, labels)
+
+    for supervisor, children in (("zero-outer", ("zero-inner", "solo")),
+                                 ("zero-inner", ("w1", "w2"))):
+        assert value("usermgmt_supervisor_give_ups_total", supervisor=supervisor) == 0
+        for reason in ("normal", "shutdown", "abnormal", "killed"):
+            assert value("usermgmt_actor_exits_total", supervisor=supervisor, reason=reason) == 0
+        for child in children:
+            assert value("usermgmt_actor_restarts_total", supervisor=supervisor, child=child) == 0
+    assert value("usermgmt_actor_restarts_total", supervisor="zero-outer", child="w1") is None
+
+
+def test_every_login_result_the_sessions_service_reports_is_declared_up_front() -> None:
+    from app import sessions_service
+
+    tree = ast.parse(inspect.getsource(sessions_service))
+    reported = {node.args[0].value for node in ast.walk(tree)
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "_count" and node.args
+                and isinstance(node.args[0], ast.Constant)}
+
+    assert reported and reported <= set(metrics.LOGIN_RESULTS)

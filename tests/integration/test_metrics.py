@@ -113,6 +113,24 @@ def test_each_metric_moves_when_its_event_happens(server: Server, db: psycopg.Co
     assert ("usermgmt_cache_entries", ()) in final
 
 
+def test_series_with_known_labels_exist_at_zero_from_the_start(server: Server) -> None:
+    samples = scrape(server)
+
+    def value(name: str, **labels: str) -> float | None:
+        return samples.get((name, tuple(sorted(labels.items()))))
+
+    for supervisor in ("root", "db"):
+        assert value("usermgmt_supervisor_give_ups_total", supervisor=supervisor) == 0
+        for reason in ("normal", "shutdown", "abnormal", "killed"):
+            assert value("usermgmt_actor_exits_total", supervisor=supervisor, reason=reason) == 0
+    for supervisor, child in (("root", "db"), ("root", "cache"), ("root", "token_cache"),
+                              ("root", "listener"), ("db", "db_worker_1"), ("db", "db_worker_2")):
+        assert value("usermgmt_actor_restarts_total", supervisor=supervisor, child=child) == 0
+    assert value("usermgmt_logins_total", result="failure") == 0
+    assert value("usermgmt_logins_total", result="rate_limited") == 0
+    assert (value("usermgmt_logins_total", result="success") or 0) >= 1  # the admin's
+
+
 def test_every_response_carries_a_request_id_and_the_access_log_has_it(server: Server) -> None:
     echoed = server.http.get(server.url + "/api/users", headers={"X-Request-ID": "trace-abc.123"}, timeout=5)
     assert echoed.headers["X-Request-ID"] == "trace-abc.123"
