@@ -131,6 +131,20 @@ def test_series_with_known_labels_exist_at_zero_from_the_start(server: Server) -
     assert (value("usermgmt_logins_total", result="success") or 0) >= 1  # the admin's
 
 
+def test_every_checkout_is_observed_waiting_or_not(server: Server) -> None:
+    queries = 80
+    before = scrape(server)
+    for _ in range(queries):  # one at a time: nothing waits for a DbWorker
+        assert server.http.get(server.url + "/api/users", timeout=5).status_code == 200
+
+    def moved(name: str, **labels: str) -> float:
+        return total(scrape(server), name, **labels) - total(before, name, **labels)
+
+    assert wait_until(lambda: moved("usermgmt_db_checkout_wait_seconds_count") >= queries,
+                      interval=0.1)
+    assert moved("usermgmt_db_checkout_wait_seconds_bucket", le="0.0005") >= queries // 2
+
+
 def test_every_response_carries_a_request_id_and_the_access_log_has_it(server: Server) -> None:
     echoed = server.http.get(server.url + "/api/users", headers={"X-Request-ID": "trace-abc.123"}, timeout=5)
     assert echoed.headers["X-Request-ID"] == "trace-abc.123"
