@@ -7,7 +7,6 @@ what they need.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,7 +20,7 @@ from app.auth import AuthMiddleware, ListenerSplit
 from app.config import Network
 from app.dashboard.service import Dashboard
 from app.http import AsciiIntConverter
-from app.middleware import RequestMiddleware
+from app.middleware import RequestMiddleware, route_template
 from app.openapi import openapi_document
 from app.problems import install_error_handling
 from app.resources.chaos import ChaosResource, Victims
@@ -73,7 +72,6 @@ class QueryParameters:
     describe takes none. Runs after authentication: 401 comes first.
     """
 
-    _CONVERTER = re.compile(r":[^}]*\}")  # "{user_id:int(min=1)}" -> "{user_id}"
 
     def __init__(self, document: dict[str, Any]) -> None:
         self._allowed = {
@@ -90,7 +88,7 @@ class QueryParameters:
         # No route (404) or no such method (405, OPTIONS): Falcon's answer stands.
         if not req.query_string or not hasattr(resource, "on_" + method.lower()):
             return
-        template = self._CONVERTER.sub("}", req.uri_template or "")
+        template = route_template(req.uri_template)
         check_query_parameters(req.params, self._allowed.get((template, method), ()))
 
 

@@ -8,7 +8,10 @@ that variable (tests, a single process) the default registry is used.
 
 Every name has the ``usermgmt_`` prefix, base units, ``_total`` on
 counters, and labels drawn from bounded sets (route templates, never ids
-or emails).
+or emails). Series whose label values are known when a worker starts (the
+supervision tree's supervisors and children, login results) exist at 0
+from then on (:func:`declare_known_series`): an alert on them sees 0, not
+"no data".
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as prom_multiprocess
 
-from supervisors import SupervisorEvent
+from supervisors import ExitReason, SupervisorEvent, TreeNode, describe_tree
 from supervisors.introspection import mailbox_size
 
 logger = logging.getLogger(__name__)
@@ -41,8 +44,11 @@ __all__ = [
     "CONTENT_TYPE_LATEST",
     "IN_FLIGHT",
     "LATENCY_OBJECTIVE_SECONDS",
+    "LOGIN_RESULTS",
     "TALLY",
     "MetricsSampler",
+    "declare_known_series",
+    "declare_supervision_series",
     "exposition",
     "mark_process_dead",
     "multiprocess_enabled",
@@ -107,6 +113,8 @@ CACHE_ENTRIES = Gauge(
     "usermgmt_cache_entries", "Entries in the cache.", multiprocess_mode="livesum")
 
 # -- authentication ------------------------------------------------------------
+# What the sessions service reports to its login hook.
+LOGIN_RESULTS = ("success", "failure", "rate_limited")
 LOGINS = Counter(
     "usermgmt_logins_total", "Login attempts, by result (success, failure, rate_limited).",
     ["result"])
@@ -118,9 +126,11 @@ TOKEN_CACHE_REQUESTS = Counter(
 PROCESS_RSS = Gauge(
     "usermgmt_process_resident_memory_bytes", "Resident memory of each worker process.",
     multiprocess_mode="liveall")
-PROCESS_CPU = Gauge(
-    "usermgmt_process_cpu_seconds", "CPU time used by each worker process so far.",
-    multiprocess_mode="liveall")
+# A counter, as Prometheus' own process collector has it. Multiprocess
+# counters are summed over processes: the pid label keeps one per worker.
+PROCESS_CPU = Counter(
+    "usermgmt_process_cpu_seconds_total", "User and system CPU time of each worker process.",
+    ["pid"])
 PROCESS_THREADS = Gauge(
     "usermgmt_process_threads", "Threads of each worker process.", multiprocess_mode="liveall")
 PROCESS_OPEN_FDS = Gauge(
@@ -367,6 +377,41 @@ def count_db_error(kind: str) -> None:
     _child(DB_ERRORS, kind).inc()
 
 
+def declare_known_series(root: pykka.ActorRef[Any]) -> None:
+    """Create at 0 the series whose label values are known once the tree runs.
+
+    Login results, and for the running tree (read from it, not from its
+    configuration) every supervisor's give-ups and exits by reason and
+    every child's restarts. Call it once per worker process, after the tree
+    started: in multiprocess mode ``labels()`` is what writes a series to
+    this process's file. Blocks while it asks the supervisors.
+
+    Args:
+        root: the root supervisor.
+    """
+    for result in LOGIN_RESULTS:
+        LOGINS.labels(result)
+    try:
+        tree = describe_tree(root)
+    except (pykka.ActorDeadError, pykka.Timeout):  # they appear with their first event
+        logger.warning("the supervision tree did not answer; its series start with their "
+                       "first event", extra={"event": "declare_failed"})
+        return
+    declare_supervision_series(tree)
+
+
+def declare_supervision_series(tree: TreeNode) -> None:
+    """Create at 0 the restart, exit and give-up series of every supervisor in ``tree``."""
+    supervisor = tree.supervisor
+    SUPERVISOR_GIVE_UPS.labels(supervisor.name)
+    for reason in ExitReason:
+        ACTOR_EXITS.labels(supervisor.name, reason.value)
+    for child in supervisor.children:
+        ACTOR_RESTARTS.labels(supervisor.name, child.id)
+    for subtree in tree.subtrees.values():
+        declare_supervision_series(subtree)
+
+
 def record_supervisor_event(event: SupervisorEvent) -> None:
     """Count one supervisor event (the supervision tree's event hook)."""
     if event.kind == "restart":
@@ -418,6 +463,21 @@ class RuntimeGauges:
             CACHE_ENTRIES.set(self._cache_size())
         for counters in self._counters:
             counters.sample()
+_CPU_LOCK = threading.Lock()
+
+
+def _count_cpu(seconds: float) -> None:
+    """Bring this process's CPU counter up to ``seconds`` of CPU time.
+
+    The counter itself holds what was counted so far, so however many
+    samplers and scrapes sample (each reads then adds, under one lock),
+    it follows the process's CPU time and nothing is counted twice.
+    """
+    with _CPU_LOCK:
+        counter = PROCESS_CPU.labels(str(os.getpid()))
+        gained = seconds - counter._value.get()
+        if gained > 0:
+            counter.inc(gained)
 
 
 class MetricsSampler:
@@ -456,9 +516,9 @@ class MetricsSampler:
         with self._process.oneshot():
             PROCESS_RSS.set(self._process.memory_info().rss)
             times = self._process.cpu_times()
-            PROCESS_CPU.set(times.user + times.system)
             PROCESS_THREADS.set(self._process.num_threads())
             PROCESS_OPEN_FDS.set(self._process.num_fds())
+        _count_cpu(times.user + times.system)
         self._sample()
 
     def _run(self) -> None:

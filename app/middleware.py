@@ -22,12 +22,15 @@ interleaved with another process's: one system call for many requests
 under load, and a line is written at the latest when the loop turns. For
 the same reason the line is formatted rather than serialised (every field
 is either a number or drawn from a JSON-safe set: validated or generated
-request ids, methods, route templates encoded once), the timestamp's
-seconds are formatted once a second, generated request ids come from a
-per-process PRNG rather than ``os.urandom`` (they must be unique, not
-secret), requests in flight are a set sampled into the gauge rather than
-a gauge written twice per request, and the counts go through
-:data:`app.metrics.TALLY` (per-thread, flushed every second).
+request ids, methods, route templates converted and encoded once per
+route), the timestamp's seconds are formatted once a second, generated
+request ids come from a per-process PRNG rather than ``os.urandom`` (they
+must be unique, not secret), requests in flight are a set sampled into
+the gauge rather than a gauge written twice per request, and the counts go
+through :data:`app.metrics.TALLY` (per-thread, flushed every second).
+
+Routes are labelled (in metrics and access lines alike) with the template
+users read, ``/api/users/{user_id}``, not Falcon's converter syntax.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from app.logs import REQUEST_ID
 from app.problems import Problem
 from app.validation import has_control_or_format
 
-__all__ = ["AccessLog", "RequestMiddleware"]
+__all__ = ["AccessLog", "RequestMiddleware", "route_template"]
 
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._~:@/+=-]{1,128}")
 # RFC 9110 5.5: a field value may hold HTAB but no other control character.
@@ -56,6 +59,9 @@ _FIELD_VALUE_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # Label values must come from a bounded set: any other method is "OTHER".
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _STDERR = 2
+# A field of a Falcon route template, with a converter: "{user_id:int(min=1)}"
+# (the field syntax of falcon.routing.compiled).
+_FIELD_WITH_CONVERTER = re.compile(r"\{([^}:]*):[^}]*\}")
 
 
 class RequestMiddleware:
@@ -74,7 +80,8 @@ class RequestMiddleware:
         # Seeded from os.urandom when the middleware is built, i.e. after the fork.
         self._random = random.Random()
         self._stamp = (0, "")  # (Unix second, its ISO 8601 text), replaced whole
-        self._routes: dict[str, str] = {}  # route template -> its JSON string
+        # Falcon's template of the matched route -> (its label, the label in JSON).
+        self._routes: dict[str | None, tuple[str, str]] = {}
         # prometheus_client's labels() takes a lock and hashes the label
         # values; the children for the few (method, route, status) triples a
         # service sees are looked up here instead.
@@ -108,16 +115,18 @@ class RequestMiddleware:
         elapsed = time.perf_counter() - started
         request_id: str = req.context.request_id
         resp.set_header("X-Request-ID", request_id)
-        route = req.uri_template or "unmatched"
+        template = req.uri_template
+        known = self._routes.get(template)
+        if known is None:  # once per route: no regex on the hot path
+            route = route_template(template)
+            known = self._routes[template] = (route, orjson.dumps(route).decode())
+        route, route_json = known
         status = resp.status_code
         method = req.method if req.method in _METHODS else "OTHER"
         if self._metrics:
             metrics.IN_FLIGHT.leave(req)
             self._count(method, route, status, elapsed)
         if self._access_log:
-            route_json = self._routes.get(route)
-            if route_json is None:
-                route_json = self._routes[route] = orjson.dumps(route).decode()
             line = (f'{{"time":"{self._timestamp()}","level":"info","logger":"usermgmt.access",'
                     f'"request_id":"{request_id}","method":"{method}","route":{route_json},'
                     f'"status":{status},"duration_ms":{elapsed * 1000:.3f},"pid":{self._pid}}}\n')
@@ -185,6 +194,17 @@ class AccessLog:
         lines, self._lines, self._size = self._lines, [], 0
         if lines:
             os.write(self._fd, b"".join(lines))
+
+
+def route_template(uri_template: str | None) -> str:
+    """The route as users read it, for labels and logs; ``"unmatched"`` for no route.
+
+    ``/api/users/{user_id:int(min=1)}`` (Falcon's template, converter
+    included) → ``/api/users/{user_id}`` (the path of the OpenAPI document).
+    """
+    if not uri_template:
+        return "unmatched"
+    return _FIELD_WITH_CONVERTER.sub(r"{\1}", uri_template)
 
 
 def _hostile(value: str) -> bool:

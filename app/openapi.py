@@ -98,7 +98,7 @@ _EXAMPLE_EXPIRY = "2026-11-28T10:00:00.000000Z"
 _METRICS_EXAMPLE = """\
 # HELP usermgmt_http_requests_total HTTP requests answered.
 # TYPE usermgmt_http_requests_total counter
-usermgmt_http_requests_total{method="GET",route="/api/users/{user_id:int(min=1)}",status="200"} 42.0
+usermgmt_http_requests_total{method="GET",route="/api/users/{user_id}",status="200"} 42.0
 """
 
 _API_DESCRIPTION = """\

@@ -187,6 +187,7 @@ class Runtime:
             event_hook=self._supervisor_event,
         )
         if self._instrumented:
+            metrics.declare_known_series(self.root)
             users_cache = self.cache
             gauges = metrics.RuntimeGauges(
                 self.workers, tree.ACTOR_KINDS,

@@ -12,7 +12,6 @@ the event loop.
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -39,13 +38,15 @@ EVENTS_PER_WORKER = 50
 # A supervisor busy starting a child answers nothing else meanwhile.
 ASK_TIMEOUT = 0.5
 
-_CONVERTER = re.compile(r"\{(\w+):[^}]*\}")
-
 
 def route_label(labels: tuple[str, ...]) -> str:
-    """``("GET", "/api/users/{user_id:int(min=1)}")`` → ``"GET /api/users/{user_id}"``."""
+    """``("GET", "/api/users/{user_id}")`` → ``"GET /api/users/{user_id}"``.
+
+    The route label is already the template users read (see
+    :func:`app.middleware.route_template`).
+    """
     method, route = labels
-    return method + " " + _CONVERTER.sub(r"{\1}", route)
+    return method + " " + route
 
 
 def _ms(seconds: float | None) -> float | None:

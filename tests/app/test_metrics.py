@@ -1,12 +1,34 @@
-"""The per-thread tally behind the hot-path metrics, and the in-flight set."""
+"""The per-thread tally behind the hot-path metrics, the in-flight set, and labels."""
 
 from __future__ import annotations
 
+import ast
+import inspect
+import json
+import os
 import threading
+import time
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+import psutil
+import pytest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 
+from app import metrics, middleware
 from app.metrics import InFlight, Tally
+from supervisors import (
+    ChildDescription,
+    ChildState,
+    ChildType,
+    Restart,
+    Strategy,
+    SupervisorDescription,
+    TreeNode,
+)
+from tests.app.conftest import Account, CheckedClient, make_client
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime
 
 BUCKETS = (0.001, 0.01, 0.05, 0.1, 1.0)
 VALUES = (0.0005, 0.001, 0.0011, 0.01, 0.02, 0.05, 0.07, 0.3, 1.0, 2.5, 0.0)
@@ -124,3 +146,127 @@ def test_cache_counters_export_what_the_tables_counted_once_across_table_changes
     counters.sample()
     assert (total("hit"), total("miss")) == (2, 2)  # the old table's last hit was not lost
     assert registry.get_sample_value("c_evictions_total", {"reason": "invalidated"}) == 1
+
+
+@pytest.mark.parametrize(("template", "label"), [
+    ("/api/users/{user_id:int(min=1)}", "/api/users/{user_id}"),
+    ("/api/users", "/api/users"),
+    ("/a/{x}/b/{y:uuid}/c/{z:dt(\"%Y-%m-%d\")}", "/a/{x}/b/{y}/c/{z}"),
+    (None, "unmatched"),
+])
+def test_a_route_is_labelled_with_the_template_users_read(template: str | None, label: str) -> None:
+    assert middleware.route_template(template) == label
+
+
+def _requests(method: str, route: str, status: str) -> float:
+    metrics.TALLY.flush()
+    labels = {"method": method, "route": route, "status": status}
+    return REGISTRY.get_sample_value("usermgmt_http_requests_total", labels) or 0.0
+
+
+def test_metrics_and_access_lines_name_the_route_without_falcon_converters(
+        client: CheckedClient, admin: Account, capfd: pytest.CaptureFixture[str]) -> None:
+    before = _requests("GET", "/api/users/{user_id}", "200")
+    capfd.readouterr()
+
+    result = client.simulate_get(f"/api/users/{admin.user_id}",
+                                 headers={"X-Request-ID": "route-label-1"})
+
+    assert result.status_code == 200
+    assert _requests("GET", "/api/users/{user_id}", "200") == before + 1
+    assert _requests("GET", "/api/users/{user_id:int(min=1)}", "200") == 0
+    lines = [json.loads(line) for line in capfd.readouterr().err.splitlines()
+             if "route-label-1" in line]
+    assert [line["route"] for line in lines] == ["/api/users/{user_id}"]
+
+
+def test_a_route_template_is_converted_once_not_on_every_request(
+        runtime: Runtime, admin: Account, monkeypatch: pytest.MonkeyPatch) -> None:
+    converted: list[str | None] = []
+
+    def counting(template: str | None) -> str:
+        converted.append(template)
+        return original(template)
+
+    original = middleware.route_template
+    monkeypatch.setattr(middleware, "route_template", counting)
+    client = make_client(runtime, admin)
+    for _ in range(3):
+        assert client.simulate_get(f"/api/users/{admin.user_id}").status_code == 200
+        assert client.simulate_get("/api/users").status_code == 200
+
+    assert sorted(converted) == ["/api/users", "/api/users/{user_id:int(min=1)}"]
+
+
+def _cpu_counted() -> float:
+    labels = {"pid": str(os.getpid())}
+    return REGISTRY.get_sample_value("usermgmt_process_cpu_seconds_total", labels) or 0.0
+
+
+def _cpu_used() -> float:
+    times = psutil.Process().cpu_times()
+    return times.user + times.system
+
+
+def test_process_cpu_is_a_counter_that_follows_the_process_cpu_time() -> None:
+    first, second = metrics.MetricsSampler(lambda: None), metrics.MetricsSampler(lambda: None)
+    first.sample_now()
+    counted = _cpu_counted()
+    assert 0 < counted <= _cpu_used()
+    busy_until = time.process_time() + 0.05
+    while time.process_time() < busy_until:
+        pass
+
+    first.sample_now()
+    second.sample_now()  # another sampler in the process counts nothing twice
+    first.sample_now()
+
+    assert counted + 0.03 < _cpu_counted() <= _cpu_used()
+    exposition = generate_latest(REGISTRY).decode()
+    assert "# TYPE usermgmt_process_cpu_seconds_total counter" in exposition
+    assert "usermgmt_process_cpu_seconds{" not in exposition  # no gauge of that name left
+
+
+def _child(child_id: str, child_type: ChildType = ChildType.WORKER) -> ChildDescription:
+    return ChildDescription(id=child_id, ref=None, child_type=child_type, actor_class="A",
+                            restart=Restart.PERMANENT, shutdown=1.0, state=ChildState.RUNNING,
+                            mailbox=0)
+
+
+def _node(name: str, children: tuple[ChildDescription, ...],
+          subtrees: dict[str, TreeNode] | None = None) -> TreeNode:
+    return TreeNode(SupervisorDescription(name=name, strategy=Strategy.ONE_FOR_ONE, intensity=3,
+                                          period=5.0, recent_restarts=0, mailbox=0,
+                                          children=children), subtrees or {})
+
+
+def test_every_supervisor_and_child_of_a_tree_has_its_series_at_zero() -> None:
+    inner = _node("zero-inner", (_child("w1"), _child("w2")))
+    tree = _node("zero-outer", (_child("zero-inner", ChildType.SUPERVISOR), _child("solo")),
+                 {"zero-inner": inner})
+
+    metrics.declare_supervision_series(tree)
+
+    def value(name: str, **labels: str) -> float | None:
+        return REGISTRY.get_sample_value(name, labels)
+
+    for supervisor, children in (("zero-outer", ("zero-inner", "solo")),
+                                 ("zero-inner", ("w1", "w2"))):
+        assert value("usermgmt_supervisor_give_ups_total", supervisor=supervisor) == 0
+        for reason in ("normal", "shutdown", "abnormal", "killed"):
+            assert value("usermgmt_actor_exits_total", supervisor=supervisor, reason=reason) == 0
+        for child in children:
+            assert value("usermgmt_actor_restarts_total", supervisor=supervisor, child=child) == 0
+    assert value("usermgmt_actor_restarts_total", supervisor="zero-outer", child="w1") is None
+
+
+def test_every_login_result_the_sessions_service_reports_is_declared_up_front() -> None:
+    from app import sessions_service
+
+    tree = ast.parse(inspect.getsource(sessions_service))
+    reported = {node.args[0].value for node in ast.walk(tree)
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "_count" and node.args
+                and isinstance(node.args[0], ast.Constant)}
+
+    assert reported and reported <= set(metrics.LOGIN_RESULTS)

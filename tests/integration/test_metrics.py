@@ -78,7 +78,8 @@ def test_each_metric_moves_when_its_event_happens(server: Server, db: psycopg.Co
     assert wait_until(caught_up, interval=0.1)
 
     assert moved("usermgmt_http_requests_total", method="POST", route="/api/users", status="201") == 1
-    assert moved("usermgmt_http_requests_total", method="GET", route="/api/users/{user_id:int(min=1)}", status="404") == 1
+    assert moved("usermgmt_http_requests_total", method="GET", route="/api/users/{user_id}", status="404") == 1
+    assert not [labels for labels in series(after, "usermgmt_http_requests_total") if ":" in labels["route"]]
     assert moved("usermgmt_http_request_duration_seconds_count", method="GET", route="/api/users") >= 10
     assert ("usermgmt_http_request_duration_seconds_bucket",
             (("le", "0.05"), ("method", "POST"), ("route", "/api/users"))) in after
@@ -94,9 +95,17 @@ def test_each_metric_moves_when_its_event_happens(server: Server, db: psycopg.Co
     assert len(series(after, "usermgmt_process_resident_memory_bytes")) == 2
     assert all(total(after, "usermgmt_process_resident_memory_bytes", **labels) > 10_000_000
                for labels in series(after, "usermgmt_process_resident_memory_bytes"))
+    # CPU time is a counter per worker, as Prometheus' process collector has it.
+    cpu = series(after, "usermgmt_process_cpu_seconds_total")
+    assert sorted(labels["pid"] for labels in cpu) == sorted(
+        labels["pid"] for labels in series(after, "usermgmt_process_resident_memory_bytes"))
+    assert all(total(after, "usermgmt_process_cpu_seconds_total", **labels) > 0 for labels in cpu)
+    assert not series(after, "usermgmt_process_cpu_seconds")
     assert wait_until(lambda: total(scrape(server), "usermgmt_actors_alive", kind="db_worker") == 4,
                       interval=0.1)
     final = scrape(server)
+    assert all(total(final, "usermgmt_process_cpu_seconds_total", **labels)
+               >= total(after, "usermgmt_process_cpu_seconds_total", **labels) for labels in cpu)
     assert total(final, "usermgmt_actors_alive", kind="cache") == 2
     assert total(final, "usermgmt_actors_alive", kind="listener") == 2
     assert total(final, "usermgmt_db_workers", state="idle") + total(final, "usermgmt_db_workers", state="busy") == 4
@@ -104,15 +113,51 @@ def test_each_metric_moves_when_its_event_happens(server: Server, db: psycopg.Co
     assert ("usermgmt_cache_entries", ()) in final
 
 
+def test_series_with_known_labels_exist_at_zero_from_the_start(server: Server) -> None:
+    samples = scrape(server)
+
+    def value(name: str, **labels: str) -> float | None:
+        return samples.get((name, tuple(sorted(labels.items()))))
+
+    for supervisor in ("root", "db"):
+        assert value("usermgmt_supervisor_give_ups_total", supervisor=supervisor) == 0
+        for reason in ("normal", "shutdown", "abnormal", "killed"):
+            assert value("usermgmt_actor_exits_total", supervisor=supervisor, reason=reason) == 0
+    for supervisor, child in (("root", "db"), ("root", "cache"), ("root", "token_cache"),
+                              ("root", "listener"), ("db", "db_worker_1"), ("db", "db_worker_2")):
+        assert value("usermgmt_actor_restarts_total", supervisor=supervisor, child=child) == 0
+    assert value("usermgmt_logins_total", result="failure") == 0
+    assert value("usermgmt_logins_total", result="rate_limited") == 0
+    assert (value("usermgmt_logins_total", result="success") or 0) >= 1  # the admin's
+
+
+def test_every_checkout_is_observed_waiting_or_not(server: Server) -> None:
+    queries = 80
+    before = scrape(server)
+    for _ in range(queries):  # one at a time: nothing waits for a DbWorker
+        assert server.http.get(server.url + "/api/users", timeout=5).status_code == 200
+
+    def moved(name: str, **labels: str) -> float:
+        return total(scrape(server), name, **labels) - total(before, name, **labels)
+
+    assert wait_until(lambda: moved("usermgmt_db_checkout_wait_seconds_count") >= queries,
+                      interval=0.1)
+    assert moved("usermgmt_db_checkout_wait_seconds_bucket", le="0.0005") >= queries // 2
+
+
 def test_every_response_carries_a_request_id_and_the_access_log_has_it(server: Server) -> None:
     echoed = server.http.get(server.url + "/api/users", headers={"X-Request-ID": "trace-abc.123"}, timeout=5)
     assert echoed.headers["X-Request-ID"] == "trace-abc.123"
+    item = server.http.get(server.url + f"/api/users/{server.admin.user_id}",
+                           headers={"X-Request-ID": "trace-item.1"}, timeout=5)
+    assert item.status_code == 200
     replaced = server.http.get(server.url + "/api/users/0", headers={"X-Request-ID": "bad id\u00e9" * 3}, timeout=5)
     generated = replaced.headers["X-Request-ID"]
     assert generated != "bad id" and len(generated) == 32
     assert replaced.json()["instance"].endswith(generated)
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and "trace-abc.123" not in server.log():
+    while time.monotonic() < deadline and not all(
+            request_id in server.log() for request_id in ("trace-abc.123", "trace-item.1")):
         time.sleep(0.1)
     import json
 
@@ -122,6 +167,9 @@ def test_every_response_carries_a_request_id_and_the_access_log_has_it(server: S
     access = lines[0]
     assert access["method"] == "GET" and access["route"] == "/api/users" and access["status"] == 200
     assert {"time", "level", "request_id", "duration_ms", "pid"} <= set(access)
+    items = [json.loads(line) for line in server.log().splitlines()
+             if line.startswith("{") and "trace-item.1" in line]
+    assert [line["route"] for line in items] == ["/api/users/{user_id}"], server.log()
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="needs promtool (Debian package prometheus)")
