@@ -61,11 +61,11 @@ from actors.messages import (
     Refused,
     ReleaseAttempt,
     ReserveAttempt,
+    RowPage,
     SessionCreated,
     SessionRow,
     UpdateUser,
-    User,
-    UserPage,
+    UserRow,
     Written,
 )
 from actors.retry import RetryLater
@@ -398,11 +398,11 @@ class DbWorker(pykka.ThreadingActor):
             cursor = self._cursor = conn.cursor()
         return cursor
 
-    def _get_many(self, msg: GetUsers) -> dict[int, User]:
+    def _get_many(self, msg: GetUsers) -> dict[int, UserRow]:
         rows = self._db.execute(_SELECT_MANY, (list(msg.user_ids),)).fetchall()
-        return {row[0]: User(*row) for row in rows}
+        return {row[0]: row for row in rows}
 
-    def _list(self, msg: ListUsers) -> UserPage:
+    def _list(self, msg: ListUsers) -> RowPage:
         # One row more than asked tells whether another page follows.
         if msg.email is None:
             rows = self._db.execute(_SELECT_PAGE, (msg.after_id, msg.limit + 1)).fetchall()
@@ -411,14 +411,15 @@ class DbWorker(pykka.ThreadingActor):
                 _SELECT_PAGE_BY_EMAIL, (msg.email, msg.after_id, msg.limit + 1)
             ).fetchall()
         has_more = len(rows) > msg.limit
-        return UserPage([User(*row) for row in rows[: msg.limit]], has_more)
+        return RowPage(rows[: msg.limit], has_more)
 
-    def _create(self, msg: CreateUser) -> User:
+    def _create(self, msg: CreateUser) -> UserRow:
         row = self._db.execute(
             _INSERT, (msg.name, msg.email, msg.role, msg.password_hash)
         ).fetchone()
         assert row is not None
-        return User(*row)
+        created: UserRow = row
+        return created
 
     def _update(self, msg: UpdateUser) -> Written:
         cur = self._db
@@ -449,8 +450,7 @@ class DbWorker(pykka.ThreadingActor):
                 if row is not None and msg.password_hash is not None:
                     cur.execute(_DELETE_OTHER_SESSIONS, (msg.user_id, msg.keep_session))
         if row is not None:
-            user = User(*row)
-            return Written(user, user.version, keys)
+            return Written(row, row[4], keys)  # row[4]: the version
         self._explain_miss(msg.user_id, msg.if_match)
         # The row exists and its version matched: the email would change,
         # or the password changed since it was verified.

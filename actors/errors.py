@@ -1,6 +1,8 @@
-"""Domain errors raised by the actors and the users service.
+"""Errors the DbWorkers and their checkout pool report.
 
-The HTTP edge maps each to one status in one place::
+The HTTP edge maps each to one status in one place (``app.problems``);
+the application adds its own (``app.domain``: InvalidCredentials 401,
+RateLimited 429; ``app.passwords``: PasswordSlotsBusy 503)::
 
     UsermgmtError
      ├── NotFound               404  no such user
@@ -8,10 +10,8 @@ The HTTP edge maps each to one status in one place::
      ├── LastAdmin              409  the change would leave no admin
      ├── PreconditionFailed     412  If-Match did not match the row version
      ├── InvalidData            422  the database refused a value (backstop to validation)
-     ├── InvalidCredentials     401  login: unknown email, wrong password or no password
      ├── WrongPassword          403  current_password is not the user's password (any more)
      ├── CurrentPasswordRequired 403 one's own email changed without current_password
-     ├── RateLimited            429  too many failed password checks (Retry-After)
      └── Unavailable            503  try again later (Retry-After)
           ├── NoWorkerAvailable      no idle DbWorker within the checkout wait, or shed
           ├── DatabaseUnavailable    connection lost, server down or query cancelled
@@ -24,13 +24,11 @@ __all__ = [
     "CurrentPasswordRequired",
     "DatabaseUnavailable",
     "DuplicateEmail",
-    "InvalidCredentials",
     "InvalidData",
     "LastAdmin",
     "NoWorkerAvailable",
     "NotFound",
     "PreconditionFailed",
-    "RateLimited",
     "Unavailable",
     "UsermgmtError",
     "WorkerCrashed",
@@ -62,24 +60,12 @@ class InvalidData(UsermgmtError):
     """The database rejected a value that validation let through."""
 
 
-class InvalidCredentials(UsermgmtError):
-    """A login failed; deliberately silent about which part was wrong."""
-
-
 class WrongPassword(UsermgmtError):
     """The current password given is not (or no longer) the user's password."""
 
 
 class CurrentPasswordRequired(UsermgmtError):
     """Changing this (one's own email or password) needs the current password."""
-
-
-class RateLimited(UsermgmtError):
-    """Too many failed password checks; ``retry_after`` seconds until the next."""
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class Unavailable(UsermgmtError):

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TypeAlias
 
 __all__ = [
     "ANY_VERSION",
-    "ROLES",
     "CreateSession",
     "CreateUser",
     "Credentials",
@@ -29,54 +28,32 @@ __all__ = [
     "Refused",
     "ReleaseAttempt",
     "ReserveAttempt",
+    "RowPage",
     "SessionCreated",
     "SessionRow",
     "UpdateUser",
-    "User",
-    "UserPage",
+    "UserRow",
     "Written",
 ]
 
 ANY_VERSION: tuple[int, ...] = ()
-ROLES = ("admin", "member")
+
+
+UserRow: TypeAlias = tuple[int, str, str, str, int, datetime, datetime]
+"""One row of ``users`` as read: id, name, email, role, version, inserted_at, updated_at."""
 
 
 @dataclass(frozen=True, slots=True)
-class User:
-    """One row of ``users``."""
+class RowPage:
+    """A page of rows ordered by id; ``has_more`` when another page follows."""
 
-    id: int
-    name: str
-    email: str
-    role: str
-    version: int
-    inserted_at: datetime
-    updated_at: datetime
-
-    def to_json(self) -> dict[str, Any]:
-        """The user as the API shows it (never with a password or its hash)."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "email": self.email,
-            "role": self.role,
-            "version": self.version,
-            "inserted_at": self.inserted_at,
-            "updated_at": self.updated_at,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class UserPage:
-    """A page of users ordered by id; ``has_more`` when another page follows."""
-
-    users: list[User]
+    rows: list[UserRow]
     has_more: bool
 
 
 @dataclass(frozen=True, slots=True)
 class GetUsers:
-    """Several users by id in one query; answers ``{id: User}`` for those that exist.
+    """Several users by id in one query; answers ``{id: UserRow}`` for those that exist.
 
     Concurrent reads of single users are coalesced into one of these (see
     :mod:`app.batching`): one round trip and one statement for the lot.
@@ -160,7 +137,7 @@ class Written:
             user); empty when none can have changed.
     """
 
-    user: User | None
+    user: UserRow | None
     version: int
     session_keys: tuple[int, ...] = ()
 

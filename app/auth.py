@@ -48,12 +48,11 @@ from typing import Any
 import falcon
 
 from app.config import Network
+from app.domain import Role
 from app.problems import Problem
 from app.sessions_service import Principal, SessionsService
 
 __all__ = [
-    "ADMIN",
-    "MEMBER",
     "AuthMiddleware",
     "ListenerSplit",
     "client_address",
@@ -62,8 +61,6 @@ __all__ = [
     "require_admin",
 ]
 
-ADMIN = "admin"
-MEMBER = "member"
 REALM = "usermgmt"
 # secrets.token_urlsafe(32) is 43 characters; anything much longer is not
 # one of ours and is refused before it is hashed.
@@ -170,7 +167,7 @@ def require_admin(req: falcon.Request) -> Principal:
         Problem: 403 for a member.
     """
     principal: Principal = req.context.principal
-    if principal.role != ADMIN:
+    if principal.role != Role.ADMIN:
         raise forbidden("only an admin may do this")
     return principal
 

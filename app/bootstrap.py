@@ -18,6 +18,7 @@ from typing import IO
 import psycopg
 from psycopg import errors as pg_errors
 
+from app.domain import Role
 from app.passwords import Passwords
 from app.validation import ADMIN_CREATE_FIELDS, ValidationFailed, validate_user
 
@@ -56,7 +57,7 @@ def create_admin(conninfo: str, email: str, name: str, password: str,
         AdminExists: a user already has this email (case-insensitively).
         psycopg.Error: the database cannot be reached.
     """
-    fields = validate_user({"name": name, "email": email, "role": "admin",
+    fields = validate_user({"name": name, "email": email, "role": Role.ADMIN.value,
                             "password": password},
                            partial=False, allowed=ADMIN_CREATE_FIELDS)
     assert fields.password is not None

@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from actors.errors import NoWorkerAvailable
-from actors.messages import GetUsers, User
+from actors.messages import GetUsers, UserRow
 
 __all__ = ["ReadCoalescer"]
 
@@ -55,7 +55,7 @@ class ReadCoalescer:
 
     def __init__(
         self,
-        ask: Callable[[GetUsers], Awaitable[dict[int, User]]],
+        ask: Callable[[GetUsers], Awaitable[dict[int, UserRow]]],
         in_flight_limit: Callable[[], int],
         *,
         max_batch: int = DEFAULT_MAX_BATCH,
@@ -70,7 +70,7 @@ class ReadCoalescer:
         # id -> (a future per reader, when it was first asked for); insertion
         # order is age order. A future each, so that one reader giving up
         # (its future cancelled) leaves the others' alone.
-        self._pending: dict[int, tuple[list[asyncio.Future[User | None]], float]] = {}
+        self._pending: dict[int, tuple[list[asyncio.Future[UserRow | None]], float]] = {}
         self._in_flight = 0
         self._scheduled = False
         self.batches = 0
@@ -78,7 +78,7 @@ class ReadCoalescer:
         self.reads = 0
         """Reads coalesced so far, shared ones included."""
 
-    def load(self, user_id: int) -> asyncio.Future[User | None]:
+    def load(self, user_id: int) -> asyncio.Future[UserRow | None]:
         """A future of the user (None when there is no such user).
 
         Raises (through the future): NoWorkerAvailable, DatabaseUnavailable,
@@ -86,7 +86,7 @@ class ReadCoalescer:
         """
         self.reads += 1
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[User | None] = loop.create_future()
+        future: asyncio.Future[UserRow | None] = loop.create_future()
         entry = self._pending.get(user_id)
         if entry is not None:
             entry[0].append(future)
@@ -102,7 +102,7 @@ class ReadCoalescer:
         self._expire()
         limit = max(1, self._limit())
         while self._pending and self._in_flight < limit:
-            batch: dict[int, list[asyncio.Future[User | None]]] = {}
+            batch: dict[int, list[asyncio.Future[UserRow | None]]] = {}
             for user_id in self._pending:
                 batch[user_id] = self._pending[user_id][0]
                 if len(batch) == self._max_batch:
@@ -124,7 +124,7 @@ class ReadCoalescer:
                     future.set_exception(NoWorkerAvailable(
                         f"no database worker became free within {self._max_wait:g} s"))
 
-    async def _fetch(self, batch: dict[int, list[asyncio.Future[User | None]]]) -> None:
+    async def _fetch(self, batch: dict[int, list[asyncio.Future[UserRow | None]]]) -> None:
         try:
             users = await self._ask(GetUsers(tuple(batch)))
         except asyncio.CancelledError:  # the process is stopping
@@ -145,7 +145,7 @@ class ReadCoalescer:
                 asyncio.get_running_loop().call_soon(self._dispatch)
 
     @staticmethod
-    def _fail(batch: dict[int, list[asyncio.Future[User | None]]], error: Exception) -> None:
+    def _fail(batch: dict[int, list[asyncio.Future[UserRow | None]]], error: Exception) -> None:
         for futures in batch.values():
             for future in futures:
                 if not future.done():

@@ -453,7 +453,7 @@ class RuntimeGauges:
         alive: dict[str, int] = dict.fromkeys(self._labels, 0)
         depth: dict[str, int] = dict.fromkeys(self._labels, 0)
         for ref in pykka.ActorRegistry.get_all():
-            kind = self._kinds.get(ref.actor_class, "other")
+            kind = self._kind(ref.actor_class)
             alive[kind] = alive.get(kind, 0) + 1
             depth[kind] = max(depth.get(kind, 0), mailbox_size(ref))
         for kind, count in alive.items():
@@ -463,6 +463,16 @@ class RuntimeGauges:
             CACHE_ENTRIES.set(self._cache_size())
         for counters in self._counters:
             counters.sample()
+
+    def _kind(self, actor_class: type[Any]) -> str:
+        # A supervised actor runs as a subclass of its spec's class (see
+        # supervisors.monitor): the kind is that of its nearest known base.
+        kind = self._kinds.get(actor_class)
+        if kind is None:
+            kind = next((self._kinds[base] for base in actor_class.__mro__
+                         if base in self._kinds), "other")
+            self._kinds[actor_class] = kind
+        return kind
 _CPU_LOCK = threading.Lock()
 
 

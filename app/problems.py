@@ -17,16 +17,15 @@ import orjson
 from actors.errors import (
     CurrentPasswordRequired,
     DuplicateEmail,
-    InvalidCredentials,
     InvalidData,
     LastAdmin,
     NotFound,
     PreconditionFailed,
-    RateLimited,
     Unavailable,
     UsermgmtError,
     WrongPassword,
 )
+from app.domain import InvalidCredentials, RateLimited
 from app.validation import ValidationFailed
 
 __all__ = ["PROBLEM_JSON", "Problem", "current_password_required", "install_error_handling"]

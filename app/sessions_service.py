@@ -65,10 +65,8 @@ from datetime import datetime
 from actors.cache import CacheHandle
 from actors.change_listener import Coherence
 from actors.errors import (
-    InvalidCredentials,
     NotFound,
     NoWorkerAvailable,
-    RateLimited,
     Unavailable,
     WrongPassword,
 )
@@ -85,6 +83,7 @@ from actors.messages import (
 )
 from actors.stamps import StampTable
 from actors.stamps import shared as shared_stamps
+from app.domain import InvalidCredentials, RateLimited, Role
 from app.passwords import Passwords
 from app.read_through import ReadThrough
 from app.worker_client import WorkerClient
@@ -141,7 +140,7 @@ class Principal:
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        return self.role == Role.ADMIN
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,26 +30,24 @@ from actors.messages import (
     GetUsers,
     ListUsers,
     Ping,
+    RowPage,
     UpdateUser,
-    User,
-    UserPage,
+    UserRow,
     Written,
 )
 from actors.stamps import StampTable
 from actors.stamps import shared as shared_stamps
 from actors.worker_pool import WorkerPool
 from app.coalescing import ReadCoalescer
+from app.domain import Role, User, UserPage
 from app.encoding import dumps
 from app.passwords import Passwords
 from app.read_through import ReadThrough
 from app.worker_client import WorkerClient
 
-__all__ = ["UserView", "UsersService", "user_etag"]
+__all__ = ["UserView", "UsersService"]
 
 
-def user_etag(user: User) -> str:
-    """Strong entity-tag of one user: changes exactly when its version does."""
-    return f'"{user.id}-{user.version}"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +65,7 @@ class UserView:
 
     @classmethod
     def of(cls, user: User, stamp: int = 0) -> UserView:
-        return cls(user, user_etag(user), dumps(user.to_json()), stamp)
+        return cls(user, user.etag, dumps(user.to_json()), stamp)
 
 
 class UsersService:
@@ -128,31 +126,31 @@ class UsersService:
         assert view is not None
         return view
 
-    async def _get_many(self, message: GetUsers) -> dict[int, User]:
-        users: dict[int, User] = await self._ask(message, idempotent=True)
-        return users
+    async def _get_many(self, message: GetUsers) -> dict[int, UserRow]:
+        rows: dict[int, UserRow] = await self._ask(message, idempotent=True)
+        return rows
 
     async def _read(self, user_id: int) -> User:
-        user = await self.reads.load(user_id)
-        if user is None:
+        row = await self.reads.load(user_id)
+        if row is None:
             raise NotFound(f"user {user_id} does not exist")
-        return user
+        return User.from_row(row)
 
     async def list(self, after_id: int, limit: int, email: str | None = None) -> UserPage:
         """Raises: Unavailable."""
-        page: UserPage = await self._ask(ListUsers(after_id, limit, email), idempotent=True)
-        return page
+        page: RowPage = await self._ask(ListUsers(after_id, limit, email), idempotent=True)
+        return UserPage([User.from_row(row) for row in page.rows], page.has_more)
 
-    async def create(self, name: str, email: str, role: str = "member",
+    async def create(self, name: str, email: str, role: Role = Role.MEMBER,
                      password: str | None = None) -> User:
         """Create a user; without a password it cannot log in until given one.
 
         Raises: DuplicateEmail, InvalidData, Unavailable.
         """
         password_hash = None if password is None else await self._passwords.hash_async(password)
-        user: User = await self._ask(CreateUser(name, email, role, password_hash),
-                                     idempotent=False)
-        return user
+        row: UserRow = await self._ask(CreateUser(name, email, role, password_hash),
+                                       idempotent=False)
+        return User.from_row(row)
 
     async def update(
         self,
@@ -191,7 +189,7 @@ class UsersService:
             raise
         self._written(user_id, written)
         assert written.user is not None
-        return written.user
+        return User.from_row(written.user)
 
     async def delete(self, user_id: int, if_match: tuple[int, ...] | None = None) -> int:
         """Delete a user; returns the version it had.

@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.messages import ROLES
+from app.domain import Role
 from app.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
 ]
 
 MAX_NAME_LENGTH = 200
+ROLES = tuple(role.value for role in Role)
 MAX_EMAIL_LENGTH = 254
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
@@ -165,7 +166,7 @@ class UserFields:
 
     name: str | None
     email: str | None
-    role: str | None = None
+    role: Role | None = None
     password: str | None = field(default=None, repr=False)
     current_password: str | None = field(default=None, repr=False)
 
@@ -330,7 +331,9 @@ def validate_user(
         errors.append(FieldError("current_password", "is accepted only with password or email"))
     if errors:
         raise ValidationFailed(errors)
-    return UserFields(name=values["name"], email=values["email"], role=values["role"],
+    role = values["role"]
+    return UserFields(name=values["name"], email=values["email"],
+                      role=Role(role) if role is not None else None,
                       password=values["password"], current_password=values["current_password"])
 
 

@@ -16,9 +16,9 @@ import falcon
 import falcon.asgi
 
 from actors.errors import NotFound
-from actors.messages import UserPage
-from app.auth import ADMIN, MEMBER, client_address, forbidden, principal_of, require_admin
+from app.auth import client_address, forbidden, principal_of, require_admin
 from app.config import Network
+from app.domain import Role, UserPage
 from app.http import (
     JSON,
     MERGE_PATCH_JSON,
@@ -29,7 +29,7 @@ from app.http import (
 )
 from app.problems import current_password_required
 from app.sessions_service import Principal, SessionsService
-from app.users_service import UsersService, user_etag
+from app.users_service import UsersService
 from app.validation import (
     ADMIN_CREATE_FIELDS,
     ADMIN_UPDATE_FIELDS,
@@ -88,7 +88,7 @@ def _check_id(user_id: int) -> int:
 def _visible(req: falcon.Request, user_id: int) -> Principal:
     """The principal, if it may see ``user_id``; else the missing user's 404."""
     principal = principal_of(req)
-    if principal.role != ADMIN and principal.user_id != user_id:
+    if principal.role != Role.ADMIN and principal.user_id != user_id:
         # Word for word what a missing user answers: ids cannot be probed.
         raise NotFound(f"user {user_id} does not exist")
     return principal
@@ -124,10 +124,10 @@ class UsersCollection:
         fields = validate_user(await read_json(req), partial=False,
                                allowed=ADMIN_CREATE_FIELDS)
         assert fields.name is not None and fields.email is not None
-        user = await self._users.create(fields.name, fields.email, fields.role or MEMBER,
+        user = await self._users.create(fields.name, fields.email, fields.role or Role.MEMBER,
                                   fields.password)
         resp.set_header("Location", f"/api/users/{user.id}")
-        resp.set_header("ETag", user_etag(user))
+        resp.set_header("ETag", user.etag)
         send_json(resp, user.to_json(), status=201)
 
 
@@ -175,7 +175,7 @@ class UserItem:
     async def on_delete(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> None:
         user_id = _check_id(user_id)
         principal = _visible(req, user_id)
-        if principal.role != ADMIN:
+        if principal.role != Role.ADMIN:
             raise forbidden("a member cannot delete users, not even itself")
         if principal.user_id == user_id:
             raise forbidden("an admin cannot delete itself; ask another admin")
@@ -209,16 +209,16 @@ class UserItem:
             # does, decided by the database against the row it updates.
             same_email=own and fields.current_password is None,
         )
-        resp.set_header("ETag", user_etag(user))
+        resp.set_header("ETag", user.etag)
         send_json(resp, user.to_json())
 
     @staticmethod
     def _validate(body: object, principal: Principal, user_id: int, *,
                   partial: bool) -> UserFields:
-        if principal.role != ADMIN:
+        if principal.role != Role.ADMIN:
             return validate_user(body, partial=partial, allowed=MEMBER_UPDATE_FIELDS)
         fields = validate_user(body, partial=partial, allowed=ADMIN_UPDATE_FIELDS)
-        if principal.user_id == user_id and fields.role not in (None, ADMIN):
+        if principal.user_id == user_id and fields.role not in (None, Role.ADMIN):
             # Someone must remain who can undo a mistake.
             raise forbidden("an admin cannot demote itself; ask another admin")
         return fields

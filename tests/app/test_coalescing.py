@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 import pytest
 
 from actors.errors import DatabaseUnavailable, NoWorkerAvailable
-from actors.messages import GetUsers, User
+from actors.messages import GetUsers, UserRow
 from app.coalescing import ReadCoalescer
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def user(user_id: int) -> User:
-    return User(user_id, f"u{user_id}", f"u{user_id}@example.com", "member", 1, NOW, NOW)
+def user(user_id: int) -> UserRow:
+    return (user_id, f"u{user_id}", f"u{user_id}@example.com", "member", 1, NOW, NOW)
 
 
 class FakeDatabase:
@@ -28,7 +28,7 @@ class FakeDatabase:
         self.gate.set()
         self.error: Exception | None = None
 
-    async def ask(self, message: GetUsers) -> dict[int, User]:
+    async def ask(self, message: GetUsers) -> dict[int, UserRow]:
         self.batches.append(message.user_ids)
         await self.gate.wait()
         if self.error is not None:
@@ -37,25 +37,25 @@ class FakeDatabase:
 
 
 def test_a_lone_read_is_sent_at_once_as_a_batch_of_one() -> None:
-    async def scenario() -> tuple[User | None, list[tuple[int, ...]]]:
+    async def scenario() -> tuple[UserRow | None, list[tuple[int, ...]]]:
         db = FakeDatabase({1})
         reads = ReadCoalescer(db.ask, lambda: 4)
         return await asyncio.wait_for(reads.load(1), 2), db.batches
 
     found, batches = asyncio.run(scenario())
-    assert found is not None and found.id == 1
+    assert found is not None and found[0] == 1
     assert batches == [(1,)]
 
 
 def test_reads_asked_for_together_go_in_one_batch_and_missing_ids_answer_none() -> None:
-    async def scenario() -> tuple[list[User | None], list[tuple[int, ...]]]:
+    async def scenario() -> tuple[list[UserRow | None], list[tuple[int, ...]]]:
         db = FakeDatabase({1, 3})
         reads = ReadCoalescer(db.ask, lambda: 4)
         results = await asyncio.wait_for(asyncio.gather(*(reads.load(i) for i in (1, 2, 3))), 2)
         return results, db.batches
 
     results, batches = asyncio.run(scenario())
-    assert [u.id if u else None for u in results] == [1, None, 3]
+    assert [u[0] if u else None for u in results] == [1, None, 3]
     assert batches == [(1, 2, 3)]
 
 
@@ -78,14 +78,14 @@ def test_while_every_worker_is_busy_new_reads_wait_and_then_go_together() -> Non
 
 
 def test_reads_of_the_same_id_share_one_entry() -> None:
-    async def scenario() -> tuple[list[User | None], list[tuple[int, ...]]]:
+    async def scenario() -> tuple[list[UserRow | None], list[tuple[int, ...]]]:
         db = FakeDatabase({7})
         reads = ReadCoalescer(db.ask, lambda: 4)
         results = await asyncio.wait_for(asyncio.gather(*(reads.load(7) for _ in range(5))), 2)
         return results, db.batches
 
     results, batches = asyncio.run(scenario())
-    assert all(u is not None and u.id == 7 for u in results)
+    assert all(u is not None and u[0] == 7 for u in results)
     assert batches == [(7,)]
 
 
@@ -100,7 +100,7 @@ def test_batches_hold_at_most_max_batch_ids() -> None:
 
 
 def test_a_failed_batch_fails_every_read_of_it_each_with_its_own_exception() -> None:
-    async def scenario() -> list[BaseException | User | None]:
+    async def scenario() -> list[BaseException | UserRow | None]:
         db = FakeDatabase({1, 2})
         db.error = DatabaseUnavailable("down")
         reads = ReadCoalescer(db.ask, lambda: 4)
@@ -115,7 +115,7 @@ def test_a_failed_batch_fails_every_read_of_it_each_with_its_own_exception() -> 
 def test_a_read_that_could_not_be_sent_within_max_wait_fails_with_503() -> None:
     now = [0.0]
 
-    async def scenario() -> BaseException | User | None:
+    async def scenario() -> BaseException | UserRow | None:
         db = FakeDatabase({1, 2})
         db.gate.clear()
         reads = ReadCoalescer(db.ask, lambda: 1, max_wait=1.0, clock=lambda: now[0])
@@ -132,7 +132,7 @@ def test_a_read_that_could_not_be_sent_within_max_wait_fails_with_503() -> None:
 
 
 def test_one_reader_giving_up_does_not_cancel_a_shared_read() -> None:
-    async def scenario() -> User | None:
+    async def scenario() -> UserRow | None:
         db = FakeDatabase({3})
         db.gate.clear()
         reads = ReadCoalescer(db.ask, lambda: 4)
@@ -144,12 +144,12 @@ def test_one_reader_giving_up_does_not_cancel_a_shared_read() -> None:
         return await asyncio.wait_for(second, 2)
 
     found = asyncio.run(scenario())
-    assert found is not None and found.id == 3
+    assert found is not None and found[0] == 3
 
 
 @pytest.mark.parametrize("limit", [0, -1])
 def test_at_least_one_batch_is_always_allowed(limit: int) -> None:
-    async def scenario() -> User | None:
+    async def scenario() -> UserRow | None:
         db = FakeDatabase({1})
         reads = ReadCoalescer(db.ask, lambda: limit)
         return await asyncio.wait_for(reads.load(1), 2)

@@ -496,7 +496,7 @@ def many_at_once(runtime: Runtime, email: str, password: str, n: int,
 def test_fifty_concurrent_wrong_passwords_evaluate_at_most_the_limit(
     runtime: Runtime, admin: Account, db: psycopg.Connection[Any]
 ) -> None:
-    from actors.errors import InvalidCredentials, RateLimited
+    from app.domain import InvalidCredentials, RateLimited
 
     outcomes, passwords = many_at_once(runtime, ADMIN_EMAIL, "wrong password!", 50)
     kinds = [type(o).__name__ for o in outcomes]
@@ -510,7 +510,7 @@ def test_fifty_concurrent_wrong_passwords_evaluate_at_most_the_limit(
 def test_concurrent_correct_logins_are_limited_per_account_and_sessions_capped(
     database_url: str, db: psycopg.Connection[Any], admin: Account, stop_actors: None
 ) -> None:
-    from actors.errors import RateLimited
+    from app.domain import RateLimited
     from app.sessions_service import NewSession
 
     settings = Settings.from_env({"DATABASE_URL": database_url, "USERMGMT_DB_WORKERS": "2",
