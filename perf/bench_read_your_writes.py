@@ -226,11 +226,14 @@ def stamp_cost(database_url: str, token: str, batches: int = 20,
         stamped = ReadThrough.hit
 
         def unstamped(self: ReadThrough[Any], key: int, usable: Any = None) -> Any:
+            # ReadThrough.hit without the stamp comparison, and nothing else missing.
             cache = self.cache
-            if cache is None:
+            if cache is None or not self._coherence.is_coherent:
                 return None
             value = cache.get(key)
-            return None if value is None or (usable is not None and not usable(value)) else value
+            if value is None or (usable is not None and not usable(value)):
+                return None
+            return value
 
         async def receive() -> dict[str, Any]:
             return {"type": "http.request", "body": b"", "more_body": False}
