@@ -802,7 +802,14 @@ def openapi_document() -> dict[str, Any]:
                         "current_password": {"$ref": "#/components/schemas/CurrentPassword"},
                     },
                     "dependentSchemas": {"current_password": {
-                        "anyOf": [{"required": ["password"]}, {"required": ["email"]}]}},
+                        "description": "`current_password` comes with a new `password` "
+                                       "or a new `email`.",
+                        "anyOf": [
+                            {"required": ["password"], "properties": {
+                                "password": {"$ref": "#/components/schemas/Password"}}},
+                            {"required": ["email"], "properties": {
+                                "email": {"$ref": "#/components/schemas/Email"}}},
+                        ]}},
                 },
                 "Login": {
                     "type": "object",
