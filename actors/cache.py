@@ -54,7 +54,15 @@ from typing import Any, Generic, TypeVar
 import pykka
 from pykka import ActorDeadError, ActorRef
 
-from actors.cache_table import CacheStats, CacheTable, EvictionReason, StatHook, StatName
+from actors.cache_table import (
+    DEFAULT_MAX_ENTRIES,
+    DEFAULT_TTL,
+    CacheStats,
+    CacheTable,
+    EvictionReason,
+    StatHook,
+    StatName,
+)
 
 __all__ = [
     "CacheActor",
@@ -378,8 +386,8 @@ class CacheActor(pykka.ThreadingActor):
     def __init__(
         self,
         table: CacheTable[Any] | None = None,
-        ttl: float = 60.0,
-        max_entries: int = 100_000,
+        ttl: float = DEFAULT_TTL,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
         *,
         handle: CacheHandle[Any] | None = None,
         max_tombstones: int = 10_000,

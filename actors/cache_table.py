@@ -67,6 +67,8 @@ from types import MappingProxyType
 from typing import Final, Generic, Literal, TypeVar
 
 __all__ = [
+    "DEFAULT_MAX_ENTRIES",
+    "DEFAULT_TTL",
     "CacheStats",
     "CacheTable",
     "EvictionReason",
@@ -110,6 +112,12 @@ _EPOCH_SHIFT: Final = 48
 
 _table_epochs = itertools.count(1)
 """Table epochs; ``next()`` on an ``itertools.count`` is atomic under the GIL."""
+
+DEFAULT_TTL: Final = 60.0
+"""Seconds an entry is served after it was stored, unless a table is told otherwise."""
+
+DEFAULT_MAX_ENTRIES: Final = 100_000
+"""Entries a table holds at most, unless told otherwise."""
 
 _SWEEP_PER_STORE: Final = 32
 """Expired entries dropped at most per store: keeps up with inserts (one per
@@ -245,8 +253,8 @@ class CacheTable(Generic[V]):
     def __init__(
         self,
         *,
-        ttl: float = 60.0,
-        max_entries: int = 100_000,
+        ttl: float = DEFAULT_TTL,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
         max_tombstones: int = 10_000,
         max_pending_puts: int = 10_000,
         clock: Callable[[], float] = time.monotonic,

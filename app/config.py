@@ -9,12 +9,16 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
+
+from actors.cache_table import DEFAULT_MAX_ENTRIES, DEFAULT_TTL
+from actors.worker_pool import WorkerPool
 
 __all__ = [
     "BOUNDS",
@@ -197,8 +201,8 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path("var"))
     db_workers: int = 4
     db_checkout_timeout: float = 1.0
-    queue_target: float = 0.05
-    queue_interval: float = 1.0
+    queue_target: float = WorkerPool.DEFAULT_QUEUE_TARGET
+    queue_interval: float = WorkerPool.DEFAULT_QUEUE_INTERVAL
     db_connect_timeout: float = 5.0
     statement_timeout: float = 5.0
     request_timeout: float = 10.0
@@ -213,8 +217,8 @@ class Settings:
     access_log: bool = True
     cache_enabled: bool = True
     token_cache_enabled: bool = True
-    cache_ttl: float = 60.0
-    cache_max_entries: int = 100_000
+    cache_ttl: float = DEFAULT_TTL
+    cache_max_entries: int = DEFAULT_MAX_ENTRIES
     session_ttl: float = 86_400.0
     login_rate_limit: int = 5
     login_rate_window: float = 60.0
@@ -243,47 +247,62 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``env`` (default: ``os.environ``).
 
+        A variable that is unset or empty keeps the field's default: the
+        defaults are the class's, and nowhere else.
+
         Raises:
             ConfigError: if a variable is set to a value that cannot be used.
         """
         env = os.environ if env is None else env
-        log_level = env.get("USERMGMT_LOG_LEVEL", "INFO").strip().upper() or "INFO"
+        defaults = cls()
+        values: dict[str, Any] = {
+            name: parse(env, variable, getattr(defaults, name))
+            for variable, name, parse in _VARIABLES
+        }
+        log_level = env.get("USERMGMT_LOG_LEVEL", "").strip().upper() or defaults.log_level
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ConfigError(f"USERMGMT_LOG_LEVEL must be a logging level, got {log_level!r}")
-        rate_limit = _rate(env, "USERMGMT_LOGIN_RATE_LIMIT", (5, 60.0))
-        success_limit = _rate(env, "USERMGMT_LOGIN_SUCCESS_LIMIT", (30, 60.0))
+        for variable, (count, window) in (("USERMGMT_LOGIN_RATE_LIMIT",
+                                           ("login_rate_limit", "login_rate_window")),
+                                          ("USERMGMT_LOGIN_SUCCESS_LIMIT",
+                                           ("login_success_limit", "login_success_window"))):
+            values[count], values[window] = _rate(
+                env, variable, (getattr(defaults, count), getattr(defaults, window)))
+        dashboard_dir = env.get("USERMGMT_DASHBOARD_DIR")
         return cls(
             database_url=_database_url(env),
-            data_dir=Path(env.get("USERMGMT_DATA_DIR") or "var"),
-            db_workers=_int(env, "USERMGMT_DB_WORKERS", 4),
-            db_checkout_timeout=_float(env, "USERMGMT_DB_CHECKOUT_TIMEOUT", 1.0),
-            queue_target=_float(env, "USERMGMT_QUEUE_TARGET", 0.05),
-            queue_interval=_float(env, "USERMGMT_QUEUE_INTERVAL", 1.0),
-            db_connect_timeout=_float(env, "USERMGMT_DB_CONNECT_TIMEOUT", 5.0),
-            statement_timeout=_float(env, "USERMGMT_STATEMENT_TIMEOUT", 5.0),
-            request_timeout=_float(env, "USERMGMT_REQUEST_TIMEOUT", 10.0),
-            header_timeout=_float(env, "USERMGMT_HEADER_TIMEOUT", 10.0),
-            body_timeout=_float(env, "USERMGMT_BODY_TIMEOUT", 15.0),
-            retry_after=_int(env, "USERMGMT_RETRY_AFTER", 1),
-            migrate_on_start=_bool(env, "USERMGMT_MIGRATE_ON_START", True),
+            data_dir=Path(env.get("USERMGMT_DATA_DIR") or defaults.data_dir),
             log_level=log_level,
-            application_name=env.get("USERMGMT_APPLICATION_NAME") or "usermgmt",
-            chaos_enabled=_bool(env, "USERMGMT_CHAOS", False),
-            metrics_enabled=_bool(env, "USERMGMT_METRICS_ENABLED", True),
-            access_log=_bool(env, "USERMGMT_ACCESS_LOG", True),
-            cache_enabled=_bool(env, "USERMGMT_CACHE_ENABLED", True),
-            token_cache_enabled=_bool(env, "USERMGMT_TOKEN_CACHE_ENABLED", True),
-            cache_ttl=_float(env, "USERMGMT_CACHE_TTL", 60.0),
-            cache_max_entries=_int(env, "USERMGMT_CACHE_MAX_ENTRIES", 100_000),
-            session_ttl=_float(env, "USERMGMT_SESSION_TTL", 86_400.0),
-            login_rate_limit=rate_limit[0],
-            login_rate_window=rate_limit[1],
-            login_success_limit=success_limit[0],
-            login_success_window=success_limit[1],
-            known_address_ttl=_float(env, "USERMGMT_KNOWN_ADDRESS_TTL", 30 * 86_400.0),
-            max_sessions=_int(env, "USERMGMT_MAX_SESSIONS", 20),
+            application_name=env.get("USERMGMT_APPLICATION_NAME") or defaults.application_name,
             metrics_bind=_host_port(env, "USERMGMT_METRICS_BIND"),
             trusted_proxies=_networks(env, "USERMGMT_TRUSTED_PROXIES"),
-            dashboard_dir=Path(env["USERMGMT_DASHBOARD_DIR"])
-            if env.get("USERMGMT_DASHBOARD_DIR") else None,
+            dashboard_dir=Path(dashboard_dir) if dashboard_dir else None,
+            **values,
         )
+
+
+# Every plain setting: its variable, its field, how it is read. The default
+# is the field's (Settings above); numbers are checked against BOUNDS.
+_VARIABLES: tuple[tuple[str, str, Callable[[Mapping[str, str], str, Any], Any]], ...] = (
+    ("USERMGMT_DB_WORKERS", "db_workers", _int),
+    ("USERMGMT_DB_CHECKOUT_TIMEOUT", "db_checkout_timeout", _float),
+    ("USERMGMT_QUEUE_TARGET", "queue_target", _float),
+    ("USERMGMT_QUEUE_INTERVAL", "queue_interval", _float),
+    ("USERMGMT_DB_CONNECT_TIMEOUT", "db_connect_timeout", _float),
+    ("USERMGMT_STATEMENT_TIMEOUT", "statement_timeout", _float),
+    ("USERMGMT_REQUEST_TIMEOUT", "request_timeout", _float),
+    ("USERMGMT_HEADER_TIMEOUT", "header_timeout", _float),
+    ("USERMGMT_BODY_TIMEOUT", "body_timeout", _float),
+    ("USERMGMT_RETRY_AFTER", "retry_after", _int),
+    ("USERMGMT_MIGRATE_ON_START", "migrate_on_start", _bool),
+    ("USERMGMT_CHAOS", "chaos_enabled", _bool),
+    ("USERMGMT_METRICS_ENABLED", "metrics_enabled", _bool),
+    ("USERMGMT_ACCESS_LOG", "access_log", _bool),
+    ("USERMGMT_CACHE_ENABLED", "cache_enabled", _bool),
+    ("USERMGMT_TOKEN_CACHE_ENABLED", "token_cache_enabled", _bool),
+    ("USERMGMT_CACHE_TTL", "cache_ttl", _float),
+    ("USERMGMT_CACHE_MAX_ENTRIES", "cache_max_entries", _int),
+    ("USERMGMT_SESSION_TTL", "session_ttl", _float),
+    ("USERMGMT_KNOWN_ADDRESS_TTL", "known_address_ttl", _float),
+    ("USERMGMT_MAX_SESSIONS", "max_sessions", _int),
+)

@@ -33,6 +33,7 @@ import pykka
 from psycopg_pool import ConnectionPool
 
 from actors.cache import CacheActor, CacheHandle, TokenCacheActor
+from actors.cache_table import DEFAULT_MAX_ENTRIES, DEFAULT_TTL
 from actors.change_listener import ChangeListener, Coherence
 from actors.db_worker import DbWorker
 from actors.worker_pool import WorkerPool
@@ -86,9 +87,9 @@ RECONNECT: Final = Backoff(min_delay=0.05, max_delay=1.0)
 
 @dataclass(frozen=True, slots=True)
 class TreeConfig:
-    """Sizes and limits of the service's tree."""
+    """Sizes and limits of the service's tree (the runtime derives them from Settings)."""
 
-    db_workers: int = 4
+    db_workers: int
     connect_timeout: float = 1.0
     worker_shutdown: float = 5.0
     # Restarts tolerated per worker within the period before the db
@@ -97,8 +98,8 @@ class TreeConfig:
     db_period: float = 5.0
     root_intensity: int = 3
     root_period: float = 5.0
-    cache_ttl: float = 60.0
-    cache_max_entries: int = 100_000
+    cache_ttl: float = DEFAULT_TTL
+    cache_max_entries: int = DEFAULT_MAX_ENTRIES
     # Between attempts to (re)connect while the database cannot be reached:
     # DbWorkers and the change listener stay up and try again.
     reconnect: Backoff = RECONNECT

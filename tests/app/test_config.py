@@ -163,6 +163,23 @@ def test_the_readme_states_every_range() -> None:
     assert f"SECONDS {LOGIN_RATE_WINDOW.describe()}" in rows["USERMGMT_LOGIN_RATE_LIMIT"]
 
 
+def test_the_readme_states_every_default_the_settings_have() -> None:
+    """The defaults are defined once (Settings); the README's table must agree."""
+    from app.config import _VARIABLES
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    defaults = {line.split("`")[1]: line.split("|")[2].strip().strip("`")
+                for line in readme.splitlines() if line.startswith("| `USERMGMT_")}
+    settings = Settings()
+    for variable, field, _ in _VARIABLES:
+        value = getattr(settings, field)
+        stated = defaults[variable]
+        if isinstance(value, bool):
+            assert stated == ("1" if value else "0"), variable
+        else:
+            assert float(stated.replace(",", "")) == value, variable
+
+
 @pytest.mark.parametrize("url", ["garbage", "postgresql://x/y?frobnicate=1", "host=x port"])
 def test_a_malformed_database_url_is_refused_without_repeating_it(url: str) -> None:
     with pytest.raises(ConfigError, match="DATABASE_URL") as refused:
