@@ -105,7 +105,7 @@ def main() -> None:
     def runs(side: Side) -> str:
         return ", ".join(f"{r.rps:.0f}" for r in side.rounds)
 
-    report = "\n".join([
+    markdown = "\n".join([
         "# Observability cost and scrape latency",
         "",
         f"command: `python -m perf.bench_observability --rounds {args.rounds} --duration {args.duration:g}"
@@ -128,9 +128,9 @@ def main() -> None:
         f"GET /metrics on a 4-worker server, 50 scrapes: p50 {scrapes[len(scrapes) // 2]:.1f} ms, "
         f"p99 {scrapes[int(0.99 * (len(scrapes) - 1))]:.1f} ms, max {scrapes[-1]:.1f} ms (objective: under 50 ms).",
     ]) + "\n"
-    print(report)
+    print(markdown)
     if args.out:
-        args.out.write_text(report)
+        args.out.write_text(markdown)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ Starts an embedded PostgreSQL (or uses --database-url), the real runtime
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 import tempfile
 import threading
@@ -67,13 +68,16 @@ def pings_per_second(runtime: Runtime, seconds: float, crash_every: float | None
     stop = threading.Event()
     counts = [0] * 4
 
-    def client(i: int) -> None:
+    async def pinging(i: int) -> None:
         while not stop.is_set():
             try:
-                runtime.users.ping()
+                await runtime.users.ping()
                 counts[i] += 1
             except Exception:
                 pass
+
+    def client(i: int) -> None:
+        asyncio.run(pinging(i))
 
     threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(4)]
     for t in threads:

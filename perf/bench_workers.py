@@ -115,7 +115,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="um-workers-"))
-    servers = []
+    servers: list[ServerProcess] = []
     for name, options in configurations():
         port = free_port()
         servers.append(ServerProcess(name, _gunicorn(port, *options), {}, port,

@@ -159,9 +159,10 @@ def _bar_panel(svg: _Svg, rows: Sequence[WorkloadRow], top: float, metric: _BarM
     for i, row in enumerate(rows):
         x0 = MARGIN_LEFT + i * group + group * 0.1
         for j, role in enumerate(roles):
-            value = values.get((row.name, role))
-            if value is None:
+            found = values.get((row.name, role))
+            if found is None:
                 continue
+            value = found
             height = BAR_PLOT_HEIGHT * value / peak
             x = x0 + j * bar_width
             label = SIDE_LABELS.get(role, role)

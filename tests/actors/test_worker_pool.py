@@ -171,7 +171,11 @@ def test_newcomers_do_not_overtake_waiting_requests(refs: list[pykka.ActorRef[An
     pool.register(refs[0])
     busy = pool.checkout(0.1)
     order: list[str] = []
-    first = threading.Thread(target=lambda: (pool.checkout(2.0), order.append("first")))
+    def wait_first() -> None:
+        pool.checkout(2.0)
+        order.append("first")
+
+    first = threading.Thread(target=wait_first)
     first.start()
     time.sleep(0.05)
     pool.checkin(busy)

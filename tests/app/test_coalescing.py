@@ -100,7 +100,7 @@ def test_batches_hold_at_most_max_batch_ids() -> None:
 
 
 def test_a_failed_batch_fails_every_read_of_it_each_with_its_own_exception() -> None:
-    async def scenario() -> list[BaseException | UserRow | None]:
+    async def scenario() -> tuple[BaseException | UserRow | None, BaseException | UserRow | None]:
         db = FakeDatabase({1, 2})
         db.error = DatabaseUnavailable("down")
         reads = ReadCoalescer(db.ask, lambda: 4)

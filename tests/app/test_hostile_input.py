@@ -301,7 +301,7 @@ def test_a_user_id_in_a_path_is_ascii_digits_only(client: CheckedClient, spellin
 # -- the size of a 422 ----------------------------------------------------------------
 
 def test_a_body_of_thousands_of_unknown_keys_answers_a_bounded_422(client: CheckedClient) -> None:
-    body = {f"k{n:05d}": 1 for n in range(5000)}
+    body: dict[str, object] = {f"k{n:05d}": 1 for n in range(5000)}
     body.update({"name": "A", "email": "a@example.com"})
     encoded = json.dumps(body)
     assert len(encoded) < 64 * 1024

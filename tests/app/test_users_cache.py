@@ -42,7 +42,8 @@ def create(client: CheckedClient, runtime: Runtime) -> dict[str, Any]:
     result = client.simulate_post("/api/users", json={"name": "Cached", "email": "c@example.com"})
     assert result.status_code == 201
     settle(runtime, 1)
-    return result.json
+    created: dict[str, Any] = result.json
+    return created
 
 
 def test_a_second_read_is_served_from_the_cache_without_a_database_worker(

@@ -16,7 +16,8 @@ MERGE = {"Content-Type": "application/merge-patch+json"}
 def create(client: CheckedClient, name: str = "Ada Lovelace", email: str = "ada@example.com") -> dict[str, Any]:
     result = client.simulate_post("/api/users", json={"name": name, "email": email})
     assert result.status_code == 201, result.text
-    return result.json
+    created: dict[str, Any] = result.json
+    return created
 
 
 def count_users(db: psycopg.Connection[Any]) -> int:

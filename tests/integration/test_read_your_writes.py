@@ -127,7 +127,7 @@ def test_a_worker_killed_in_the_middle_of_writes_leaves_no_stale_read_behind(
     assert wait_until(lambda: fresh("GET", server.url + "/readyz", {}).status_code == 200, 10)
     time.sleep(1.0)  # a committed write whose worker died before stamping it: NOTIFY's bound
     with psycopg.connect(database_url) as conn:
-        versions = dict(conn.execute("SELECT id, version FROM users WHERE id = ANY(%s)",
+        versions: dict[int, int] = dict(conn.execute("SELECT id, version FROM users WHERE id = ANY(%s)",
                                      (ids,)).fetchall())
     stale = []
     for user_id in ids:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -51,7 +52,7 @@ def test_errors_over_real_sockets(server: Server) -> None:
 
 
 def test_a_chunked_body_over_64_kib_is_cut_off_with_413(server: Server) -> None:
-    def chunks():  # type: ignore[no-untyped-def]
+    def chunks() -> Iterator[bytes]:
         yield b'{"name": "'
         for _ in range(80):
             yield b"x" * 1024

@@ -250,7 +250,7 @@ def test_a_request_on_a_kept_alive_connection_of_a_stopping_worker_is_answered(
         # gunicorn stops the old workers as soon as it has forked the new ones.
         assert wait_until(lambda: len(server.worker_pids() - originals) == WORKERS, 10)
         time.sleep(0.5)
-        statuses = []
+        statuses: list[int | str] = []
         for connection in connections:
             try:
                 connection.request("GET", "/livez")

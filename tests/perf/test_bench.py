@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from perf import bench
@@ -21,7 +23,7 @@ def test_the_random_id_workloads_that_need_an_empty_cache_get_a_fresh_service() 
 
 def test_without_the_perf_extra_it_says_how_to_install_it(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(bench.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
     monkeypatch.setattr(bench, "missing_perf_extra", lambda: ["asyncpg", "uvloop"])
 
     assert bench.main(["--users", "10"]) == 2

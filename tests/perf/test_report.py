@@ -55,7 +55,9 @@ def test_the_report_links_its_picture_and_carries_raw_json(
     markdown = _markdown(workload_rows, open_loop_rows)
 
     assert "](bench.svg)" in markdown
-    raw = json.loads(re.search(r"```json\n(.*?)\n```", markdown, re.DOTALL).group(1))
+    block = re.search(r"```json\n(.*?)\n```", markdown, re.DOTALL)
+    assert block is not None, "the report carries no raw JSON block"
+    raw = json.loads(block.group(1))
     first = raw["workloads"][0]
     assert {"service", "fastapi", "reference"} <= set(first)
     assert first["service_cache"]["hit_ratio"] == 1.0

@@ -67,7 +67,7 @@ def test_messages_left_in_the_inbox_of_a_stopping_actor_are_answered_actor_dead_
     gate = threading.Event()
     ref = Echo.start(gate)
 
-    async def ask_while_it_stops() -> list[Any]:
+    async def ask_while_it_stops() -> tuple[Any, Any]:
         first = ask_async(ref, 1)  # taken by the actor, which then waits at the gate
         await asyncio.sleep(0.05)
         ref.tell(pykka.messages._ActorStop())

@@ -105,8 +105,11 @@ def test_a_kill_command_from_another_worker_is_carried_out_and_answered(publishe
     assert wait_until(answered, timeout=3)
     assert answer == {"pid": os.getpid(), "supervisor": "db", "killed": "db_worker_1",
                       "error": None}
-    assert wait_until(lambda: node(published.dashboard.publisher.latest["tree"], "db",
-                                   "db_worker_1")["restarts"] == 1, timeout=3)
+    def restarted() -> bool:
+        latest = published.dashboard.publisher.latest
+        return latest is not None and node(latest["tree"], "db", "db_worker_1")["restarts"] == 1
+
+    assert wait_until(restarted, timeout=3)
 
 
 def test_a_supervisor_that_gave_up_and_is_not_running_shows_as_given_up(runtime: Runtime) -> None:
