@@ -23,7 +23,7 @@ from typing import Any
 
 from actors.cache import CacheHandle
 from actors.change_listener import Coherence
-from actors.errors import NotFound, Unavailable
+from actors.errors import CurrentPasswordRequired, NotFound, Unavailable
 from actors.messages import (
     CreateUser,
     DeleteUser,
@@ -163,7 +163,7 @@ class UsersService:
         password: str | None = None,
         expected_password_hash: str | None = None,
         keep_session: bytes | None = None,
-        same_email: bool = False,
+        own: bool = False,
     ) -> User:
         """Change the given fields (None: leave as is).
 
@@ -171,17 +171,25 @@ class UsersService:
         user but ``keep_session`` (a token hash), in the same transaction.
         ``expected_password_hash``: apply only while that is still the
         stored hash (the caller verified the current password against it).
-        ``same_email``: ``email`` may only be what is stored already.
+        ``own``: the caller changes its own account, under the rule of
+        :meth:`check_own_change`.
 
         Raises: NotFound, DuplicateEmail, PreconditionFailed, WrongPassword,
             CurrentPasswordRequired, Unavailable.
         """
+        verified = expected_password_hash is not None
+        if own and password is not None and not verified:
+            self.check_own_change(password, None)
         password_hash = None if password is None else await self._passwords.hash_async(password)
         try:
             written: Written = await self._ask(
                 UpdateUser(user_id, name, email, if_match, role=role, password_hash=password_hash,
                            expected_password_hash=expected_password_hash,
-                           keep_session=keep_session, same_email=same_email),
+                           keep_session=keep_session,
+                           # Sending one's own email unchanged needs no
+                           # password; a new one does, decided by the
+                           # database against the row it updates.
+                           same_email=own and not verified),
                 idempotent=False,
             )
         except Unavailable:
@@ -203,6 +211,20 @@ class UsersService:
             raise
         self._written(user_id, written)
         return written.version
+
+    @staticmethod
+    def check_own_change(password: str | None, current_password: str | None) -> None:
+        """The rule for changing one's own account, in one place.
+
+        A stolen token must not be enough to lock the owner out: a new
+        password needs ``current_password`` (checked here, before any
+        work), and so does a new login email (checked by the database
+        against the row it updates, see :meth:`update`'s ``own``).
+
+        Raises: CurrentPasswordRequired.
+        """
+        if password is not None and current_password is None:
+            raise CurrentPasswordRequired("changing your own password requires current_password")
 
     async def ping(self) -> bool:
         """One database round trip through a worker. Raises: Unavailable."""

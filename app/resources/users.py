@@ -27,7 +27,6 @@ from app.http import (
     require_media_type,
     send_json,
 )
-from app.problems import current_password_required
 from app.sessions_service import Principal, SessionsService
 from app.users_service import UsersService
 from app.validation import (
@@ -189,10 +188,8 @@ class UserItem:
         require_media_type(req, media_types)
         fields = self._validate(await read_json(req), principal, user_id, partial=partial)
         own = principal.user_id == user_id
-        if own and fields.password is not None and fields.current_password is None:
-            # A stolen token must not be enough to lock the owner out: not
-            # by a new password, nor by a new login email (below).
-            raise current_password_required("changing your own password requires current_password")
+        if own:
+            self._users.check_own_change(fields.password, fields.current_password)
         # Checked before the If-Match precondition is even looked at: a
         # wrong current password must count as a failed attempt either way.
         expected_hash = None
@@ -205,9 +202,7 @@ class UserItem:
             password=fields.password, expected_password_hash=expected_hash,
             # The caller's own session survives its own password change.
             keep_session=principal.token_hash,
-            # Sending one's own email unchanged needs no password; a new one
-            # does, decided by the database against the row it updates.
-            same_email=own and fields.current_password is None,
+            own=own,
         )
         resp.set_header("ETag", user.etag)
         send_json(resp, user.to_json())
