@@ -3,7 +3,7 @@
 Both run as real servers (gunicorn, one worker each) on the test database,
 and every answer is compared: bodies, ETags, Link headers, statuses and
 problem bodies of GET, list, create, conditional update and delete.
-Skipped without the ``perf`` extra.
+The test extra installs what the FastAPI reference needs.
 """
 
 from __future__ import annotations
@@ -22,15 +22,10 @@ from perf.servers import (
     ServerProcess,
     fastapi_command,
     free_port,
-    missing_perf_extra,
     reference_command,
 )
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(bool(missing_perf_extra()),
-                       reason="the perf extra is not installed (pip install -e '.[perf]')"),
-]
+pytestmark = pytest.mark.integration
 
 Answer = tuple[int, dict[str, str], Any]
 
