@@ -8,7 +8,9 @@ edge itself costs per request, the ceiling of any app on it. All are up at
 once and runs alternate round by round (A B C … then … C B A), so a
 neighbour's load falls on all of them alike; each is judged by its median
 requests/s and by its workers' CPU per request (the steadier figure on a
-shared machine).
+shared machine). Connection balance is the busiest worker's part of the
+workers' CPU time in a run: 50% is an even spread over 2 workers, 100%
+means one worker took every keep-alive connection.
 
 | configuration | what |
 |---|---|
@@ -32,9 +34,11 @@ import secrets
 import statistics
 import tempfile
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from perf.paired import workers_cpu_seconds
+import psutil
+
 from perf.report import environment
 from perf.servers import ServerProcess, _venv_script, free_port
 from perf.wrk_runner import WrkResult, run_wrk
@@ -76,35 +80,59 @@ def _all_running(servers: Sequence[ServerProcess]) -> Iterator[None]:
         yield
 
 
-def _run(server: ServerProcess, duration: float) -> tuple[WrkResult, float]:
-    before = workers_cpu_seconds(server)
+@dataclass(frozen=True)
+class Run:
+    result: WrkResult
+    cpu_us: float  # the workers' CPU time per request
+    # The busiest worker's part of the workers' CPU time: 1/WORKERS when
+    # the connections are spread evenly, 1.0 when one worker got them all.
+    busiest: float
+
+
+def _cpu_by_worker(server: ServerProcess) -> dict[int, float]:
+    seconds = {}
+    for pid in server.worker_pids():
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(pid).cpu_times()
+            seconds[pid] = times.user + times.system
+    return seconds
+
+
+def _run(server: ServerProcess, duration: float) -> Run:
+    before = _cpu_by_worker(server)
     result = run_wrk(server.url, "get_cached", duration, 32, 2,
                      {"PERF_USERS": "1000", "PERF_RUN_PREFIX": secrets.token_hex(4)})
-    cpu_us = (workers_cpu_seconds(server) - before) / max(result.requests, 1) * 1e6
-    return result, cpu_us
+    spent = [seconds - before.get(pid, 0.0) for pid, seconds in _cpu_by_worker(server).items()]
+    total = sum(spent)
+    return Run(result, total / max(result.requests, 1) * 1e6,
+               max(spent) / total if total > 0 else 1.0)
 
 
 def _alternate(servers: Sequence[ServerProcess], rounds: int,
-               duration: float) -> dict[str, list[tuple[WrkResult, float]]]:
+               duration: float) -> dict[str, list[Run]]:
     for server in servers:
         _run(server, 2.0)  # warm-up
-    results: dict[str, list[tuple[WrkResult, float]]] = {server.name: [] for server in servers}
+    results: dict[str, list[Run]] = {server.name: [] for server in servers}
     for n in range(rounds):
         for server in servers if n % 2 == 0 else servers[::-1]:
-            result, cpu = _run(server, duration)
-            results[server.name].append((result, cpu))
-            print(f"  {server.name:<24} {result.rps:7.0f} rps  {cpu:5.0f} µs CPU/req", flush=True)
+            run = _run(server, duration)
+            results[server.name].append(run)
+            print(f"  {server.name:<24} {run.result.rps:7.0f} rps  {run.cpu_us:5.0f} µs CPU/req  "
+                  f"busiest worker {run.busiest:.0%}", flush=True)
     return results
 
 
-def _rows(results: dict[str, list[tuple[WrkResult, float]]]) -> list[str]:
+def _rows(results: dict[str, list[Run]]) -> list[str]:
     lines = ["| configuration | median rps | median worker CPU µs/request | median p99 ms "
-             "| runs (rps) |", "|---|---|---|---|---|"]
+             "| busiest worker's CPU share, median / max | runs (rps) |",
+             "|---|---|---|---|---|---|"]
     for name, runs in results.items():
-        lines.append(f"| {name} | {statistics.median(r.rps for r, _ in runs):.0f} | "
-                     f"{statistics.median(c for _, c in runs):.0f} | "
-                     f"{statistics.median(r.p99_ms for r, _ in runs):.1f} | "
-                     + ", ".join(f"{r.rps:.0f}" for r, _ in runs) + " |")
+        lines.append(f"| {name} | {statistics.median(r.result.rps for r in runs):.0f} | "
+                     f"{statistics.median(r.cpu_us for r in runs):.0f} | "
+                     f"{statistics.median(r.result.p99_ms for r in runs):.1f} | "
+                     f"{statistics.median(r.busiest for r in runs):.0%} / "
+                     f"{max(r.busiest for r in runs):.0%} | "
+                     + ", ".join(f"{r.result.rps:.0f}" for r in runs) + " |")
     return lines
 
 
