@@ -178,7 +178,7 @@ def render(results: list[ScenarioResult], command: str) -> str:
     for r in results:
         recovery = f"{r.recovery_seconds:.2f}" if r.recovery_seconds is not None else "–"
         notes = "; ".join(f"{k}: {v}" for k, v in r.notes.items()
-                          if k not in ("history", "writes", "reads"))
+                          if k not in ("history", "writes", "reads", "restarts_before"))
         lines.append(
             f"| {r.name} | {r.requests} | {r.successes} | {r.unavailable} | {r.other_errors} "
             f"| {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.restarts} | {recovery} | {r.lost_writes} | {notes} |")
