@@ -22,8 +22,8 @@ import requests
 
 from app.embedded_db import EmbeddedPostgres
 from app.migrations import apply_migrations
+from perf.harness import Server
 from perf.servers import open_to_the_database
-from tests.integration.server import Server
 
 
 def percentile(samples: list[float], q: float) -> float:

@@ -4,7 +4,7 @@
 
 For each scenario it prints requests, successes, 503s, other errors,
 p50/p99 latency, restarts, recovery seconds and lost writes. The scenarios
-are the ones tests/chaos asserts on (shared code in tests/chaos/scenarios.py),
+are the ones tests/chaos asserts on (shared code in perf/chaos_scenarios.py),
 plus the overload scenario: 10x more concurrent clients than DbWorkers for
 30 s, reporting worker RSS before and after.
 """
@@ -26,8 +26,7 @@ import requests
 from app.chaos import kill_db_connections
 from app.embedded_db import EmbeddedPostgres
 from app.migrations import apply_migrations
-from perf.servers import open_to_the_database
-from tests.chaos.scenarios import (
+from perf.chaos_scenarios import (
     Recorder,
     ScenarioResult,
     db_worker_kills,
@@ -35,30 +34,23 @@ from tests.chaos.scenarios import (
     run_clients,
     seed_users,
 )
-from tests.integration.server import Server
+from perf.harness import Server
+from perf.servers import open_to_the_database
 
 
 def _server(url: str, workdir: Path, name: str, **env: str) -> Server:
     settings = {"DATABASE_URL": url, "USERMGMT_CHAOS": "1", "USERMGMT_LOG_LEVEL": "WARNING",
                 "USERMGMT_DATA_DIR": str(workdir / name), **env}
-    return Server(settings, workdir / f"{name}.log", workers=2, threads=8).start()
-
-
-def _admin_headers(server: Server) -> None:
-    """Authenticate the server's session if the service requires it."""
-    bootstrap = getattr(server, "bootstrap_admin", None)
-    if callable(bootstrap):
-        bootstrap()
+    return Server(settings, workdir / f"{name}.log", workers=2).start()
 
 
 def kills(url: str, workdir: Path) -> list[ScenarioResult]:
     server = _server(url, workdir, "kills", USERMGMT_CACHE_ENABLED="0", USERMGMT_DB_WORKERS="4")
     try:
-        _admin_headers(server)
         reads = db_worker_kills(server, duration=10.0, every=0.1)
         jepsen = db_worker_kills(server, duration=10.0, every=0.1, readers=1, writers=5)
         with psycopg.connect(url) as conn:
-            rows = dict(conn.execute("SELECT id, version FROM users").fetchall())
+            rows: dict[int, int] = dict(conn.execute("SELECT id, version FROM users").fetchall())
         writes = ScenarioResult("Jepsen set check under the same kills")
         writes.summarise(jepsen.notes["writes"], lambda c: c.status in (200, 201, 204))
         writes.restarts = jepsen.restarts
@@ -72,7 +64,6 @@ def connections_killed(url: str, workdir: Path) -> ScenarioResult:
     server = _server(url, workdir, "conns")
     result = ScenarioResult("every database connection terminated")
     try:
-        _admin_headers(server)
         seed_users(server, 2)
         pids = server.worker_pids()
         recorder = Recorder()
@@ -102,7 +93,6 @@ def outage(workdir: Path) -> ScenarioResult:
         apply_migrations(url)
         server = _server(url, workdir, "outage")
         try:
-            _admin_headers(server)
             user_id = seed_users(server, 1)[0]
             time.sleep(0.3)
             for _ in range(10):
@@ -140,7 +130,6 @@ def overload(url: str, workdir: Path, seconds: float) -> ScenarioResult:
     server = _server(url, workdir, "overload", USERMGMT_CACHE_ENABLED="0", USERMGMT_DB_WORKERS="2")
     result = ScenarioResult(f"overload: 40 clients on 4 DbWorkers for {seconds:g} s")
     try:
-        _admin_headers(server)
         ids = seed_users(server, 50)
 
         def rss() -> list[int]:
@@ -189,7 +178,7 @@ def render(results: list[ScenarioResult], command: str) -> str:
     for r in results:
         recovery = f"{r.recovery_seconds:.2f}" if r.recovery_seconds is not None else "–"
         notes = "; ".join(f"{k}: {v}" for k, v in r.notes.items()
-                          if k not in ("history", "writes", "reads"))
+                          if k not in ("history", "writes", "reads", "restarts_before"))
         lines.append(
             f"| {r.name} | {r.requests} | {r.successes} | {r.unavailable} | {r.other_errors} "
             f"| {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.restarts} | {recovery} | {r.lost_writes} | {notes} |")

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.integration.server import Server
+from perf.harness import Server
 
 ServerFactory = Callable[..., Server]
 

@@ -20,8 +20,8 @@ import requests
 from app.chaos import kill_db_connections
 from app.embedded_db import EmbeddedPostgres
 from app.migrations import apply_migrations
+from perf.chaos_scenarios import db_worker_kills, lost_writes, metric_total, seed_users
 from tests.chaos.conftest import ServerFactory
-from tests.chaos.scenarios import db_worker_kills, lost_writes, metric_total, seed_users
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 

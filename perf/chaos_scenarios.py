@@ -1,5 +1,5 @@
 """Chaos scenarios against a real ``usermgmt serve``, shared by the tests
-and by ``perf/chaos_report.py``.
+(``tests/chaos``) and by ``perf/chaos_report.py``.
 
 Each scenario drives real client threads (bounded in count and time),
 injects one kind of fault, and returns a :class:`ScenarioResult` whose
@@ -18,11 +18,11 @@ from typing import Any
 
 import requests
 
+from perf.harness import Server
 from perf.set_check import Call, Recorder, lost_writes, set_workload
-from tests.integration.server import Server
 
-__all__ = ["Call", "Recorder", "ScenarioResult", "lost_writes", "metric_total", "run_clients",
-           "set_workload"]
+__all__ = ["Call", "Recorder", "ScenarioResult", "db_worker_kills", "lost_writes", "metric_total",
+           "run_clients", "seed_users", "set_workload"]
 
 
 @dataclass
