@@ -103,12 +103,20 @@ def test_a_terminated_connection_makes_the_cache_incoherent_until_a_new_listener
 def test_a_listener_that_cannot_connect_keeps_retrying_without_failing_its_start() -> None:
     handle: CacheHandle[str] = CacheHandle()
     coherence = Coherence()
+    failures: list[int] = []  # the attempt number of each failure, as asked for its delay
+
+    def delay(attempt: int) -> float:
+        failures.append(attempt)
+        return 0.05
+
     ref = ChangeListener.start("postgresql://nobody@127.0.0.1:1/none", handle, coherence,
-                               {"connect_timeout": 1}, reconnect_delay=lambda attempt: 0.05)
+                               {"connect_timeout": 1}, reconnect_delay=delay)
     try:
-        time.sleep(0.3)
+        wait_until(lambda: len(failures) >= 3, 5.0, "three failed connection attempts")
+        assert failures[:3] == [0, 1, 2]  # each retry failed again, and backed off further
         assert ref.is_alive()
         assert not coherence.is_coherent
+        assert ref.proxy().status().get(timeout=2).listening is False
     finally:
         ref.stop(timeout=5)
 
