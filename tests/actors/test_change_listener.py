@@ -34,7 +34,7 @@ def tree(database_url: str, db: psycopg.Connection[Any], stop_actors: None) -> I
                 "reconnect_delay": RECONNECT.delay}),
         ],
     )
-    assert wait_until(lambda: coherence.is_coherent)
+    wait_until(lambda: coherence.is_coherent)
     yield handle, coherence, root
     root.stop(timeout=5)
 
@@ -42,7 +42,7 @@ def tree(database_url: str, db: psycopg.Connection[Any], stop_actors: None) -> I
 def heard(root: pykka.ActorRef[Any], count: int) -> None:
     """Wait until the listener applied ``count`` notifications, then the cache did."""
     listener = {c: r for c, r, _ in root.proxy().which_children().get(timeout=2)}["listener"]
-    assert wait_until(lambda: listener.proxy().notifications.get(timeout=2) >= count)
+    wait_until(lambda: listener.proxy().notifications.get(timeout=2) >= count)
 
 
 def cached(handle: CacheHandle[str], key: int, value: str) -> None:
@@ -65,7 +65,7 @@ def test_an_update_made_with_sql_evicts_the_id(tree: Any, db: psycopg.Connection
     heard(root, 1)
     cached(handle, row[0], "v1")
     db.execute("UPDATE users SET name = 'b' WHERE id = %s", (row[0],))
-    assert wait_until(lambda: handle.get(row[0]) is None, 1.0)
+    wait_until(lambda: handle.get(row[0]) is None, 1.0)
 
 
 def test_a_delete_evicts_the_id(tree: Any, db: psycopg.Connection[Any]) -> None:
@@ -75,7 +75,7 @@ def test_a_delete_evicts_the_id(tree: Any, db: psycopg.Connection[Any]) -> None:
     heard(root, 1)
     cached(handle, row[0], "v1")
     db.execute("DELETE FROM users WHERE id = %s", (row[0],))
-    assert wait_until(lambda: handle.get(row[0]) is None, 1.0)
+    wait_until(lambda: handle.get(row[0]) is None, 1.0)
 
 
 def test_a_truncate_flushes_everything(tree: Any, db: psycopg.Connection[Any]) -> None:
@@ -83,7 +83,7 @@ def test_a_truncate_flushes_everything(tree: Any, db: psycopg.Connection[Any]) -
     cached(handle, 1, "one")
     cached(handle, 2, "two")
     db.execute("TRUNCATE users CASCADE")
-    assert wait_until(lambda: handle.get(1) is None and handle.get(2) is None, 1.0)
+    wait_until(lambda: handle.get(1) is None and handle.get(2) is None, 1.0)
 
 
 def test_a_terminated_connection_makes_the_cache_incoherent_until_a_new_listener_flushed_it(
@@ -93,9 +93,9 @@ def test_a_terminated_connection_makes_the_cache_incoherent_until_a_new_listener
     listener_before = {c: r for c, r, _ in root.proxy().which_children().get(timeout=2)}["listener"]
     cached(handle, 7, "seven")
     db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'listener-test'")
-    assert wait_until(lambda: {c: r for c, r, _ in root.proxy().which_children().get(timeout=2)}["listener"]
-                      not in (None, listener_before), 3.0)
-    assert wait_until(lambda: coherence.is_coherent, 3.0)
+    wait_until(lambda: {c: r for c, r, _ in root.proxy().which_children().get(timeout=2)}["listener"]
+               not in (None, listener_before), 3.0)
+    wait_until(lambda: coherence.is_coherent, 3.0)
     sync(handle)
     assert handle.get(7) is None
 
@@ -103,12 +103,20 @@ def test_a_terminated_connection_makes_the_cache_incoherent_until_a_new_listener
 def test_a_listener_that_cannot_connect_keeps_retrying_without_failing_its_start() -> None:
     handle: CacheHandle[str] = CacheHandle()
     coherence = Coherence()
+    failures: list[int] = []  # the attempt number of each failure, as asked for its delay
+
+    def delay(attempt: int) -> float:
+        failures.append(attempt)
+        return 0.05
+
     ref = ChangeListener.start("postgresql://nobody@127.0.0.1:1/none", handle, coherence,
-                               {"connect_timeout": 1}, reconnect_delay=lambda attempt: 0.05)
+                               {"connect_timeout": 1}, reconnect_delay=delay)
     try:
-        time.sleep(0.3)
+        wait_until(lambda: len(failures) >= 3, 5.0, "three failed connection attempts")
+        assert failures[:3] == [0, 1, 2]  # each retry failed again, and backed off further
         assert ref.is_alive()
         assert not coherence.is_coherent
+        assert ref.proxy().status().get(timeout=2).listening is False
     finally:
         ref.stop(timeout=5)
 

@@ -1,4 +1,11 @@
-"""Poolboy-style checkout: idle workers only, bounded waits, fail fast."""
+"""Poolboy-style checkout: idle workers only, bounded waits, fail fast.
+
+The pool reads time from the clock it is given: these tests give it a
+:class:`FakeClock` that moves only when told, so waits are measured
+exactly and load-shedding intervals pass without sleeping. A pool on a
+fake clock never times a waiter out by itself (only a zero timeout
+expires at once): a waiter that ends did so because of what the test did.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +20,29 @@ import pytest
 
 from actors.errors import NoWorkerAvailable
 from actors.worker_pool import WorkerPool
+from tests.waiting import wait_until
 
 
 class Idle(pykka.ThreadingActor):
     use_daemon_thread = True
+
+
+class FakeClock:
+    """A monotonic clock that moves only when the test advances it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def queued(pool: WorkerPool, waiting: int = 1) -> None:
+    """Wait until ``waiting`` callers wait in ``pool``'s queue."""
+    wait_until(lambda: pool.stats().waiting == waiting, 2.0, f"{waiting} caller(s) to queue")
 
 
 @pytest.fixture
@@ -28,23 +54,22 @@ def refs() -> Iterator[list[pykka.ActorRef[Any]]]:
 
 
 def test_checkout_returns_only_idle_workers(refs: list[pykka.ActorRef[Any]]) -> None:
-    pool = WorkerPool()
+    pool = WorkerPool(clock=FakeClock())
     pool.register(refs[0])
     pool.register(refs[1])
     first = pool.checkout(0.1)
     second = pool.checkout(0.1)
     assert {first, second} == {refs[0], refs[1]}
-    with pytest.raises(NoWorkerAvailable):
-        pool.checkout(0.05)
+    with pytest.raises(NoWorkerAvailable, match="within 0 s"):
+        pool.checkout(0.0)
     assert pool.stats().busy == 2 and pool.stats().timeouts == 1
 
 
 def test_checkout_with_no_registered_worker_fails_at_once(refs: list[pykka.ActorRef[Any]]) -> None:
-    pool = WorkerPool()
-    started = time.monotonic()
-    with pytest.raises(NoWorkerAvailable, match="no database worker"):
+    pool = WorkerPool(clock=FakeClock())  # a caller that queued could only time out never
+    with pytest.raises(NoWorkerAvailable, match="no database worker is running"):
         pool.checkout(5.0)
-    assert time.monotonic() - started < 1.0
+    assert pool.stats().timeouts == 0  # refused before queueing, not timed out
 
 
 def test_a_waiting_checkout_gets_the_worker_checked_in(refs: list[pykka.ActorRef[Any]]) -> None:
@@ -54,14 +79,14 @@ def test_a_waiting_checkout_gets_the_worker_checked_in(refs: list[pykka.ActorRef
     got: list[pykka.ActorRef[Any]] = []
     waiter = threading.Thread(target=lambda: got.append(pool.checkout(2.0)))
     waiter.start()
-    time.sleep(0.05)
+    queued(pool)
     pool.checkin(taken)
     waiter.join(2.0)
     assert got == [refs[0]]
 
 
 def test_waiters_fail_fast_when_the_last_worker_unregisters(refs: list[pykka.ActorRef[Any]]) -> None:
-    pool = WorkerPool()
+    pool = WorkerPool(clock=FakeClock())  # the waiter cannot time out: only the unregister ends it
     pool.register(refs[0])
     taken = pool.checkout(0.1)
     errors: list[BaseException] = []
@@ -73,13 +98,13 @@ def test_waiters_fail_fast_when_the_last_worker_unregisters(refs: list[pykka.Act
             errors.append(exc)
 
     waiter = threading.Thread(target=wait)
-    started = time.monotonic()
     waiter.start()
-    time.sleep(0.05)
+    queued(pool)
     pool.unregister(taken)
     waiter.join(2.0)
+    assert not waiter.is_alive()
     assert len(errors) == 1
-    assert time.monotonic() - started < 1.0
+    assert pool.stats().waiting == 0
 
 
 def test_checkin_of_an_unregistered_worker_does_not_return_it(refs: list[pykka.ActorRef[Any]]) -> None:
@@ -93,21 +118,20 @@ def test_checkin_of_an_unregistered_worker_does_not_return_it(refs: list[pykka.A
 
 
 def test_the_wait_queue_is_bounded(refs: list[pykka.ActorRef[Any]]) -> None:
-    pool = WorkerPool(max_waiters=1)
+    pool = WorkerPool(max_waiters=1, clock=FakeClock())
     pool.register(refs[0])
-    pool.checkout(0.1)
-    def wait() -> None:
-        with pytest.raises(NoWorkerAvailable):
-            pool.checkout(0.5)
-
-    waiter = threading.Thread(target=wait)
+    busy = pool.checkout(0.1)
+    got: list[pykka.ActorRef[Any]] = []
+    waiter = threading.Thread(target=lambda: got.append(pool.checkout(5.0)))
     waiter.start()
-    time.sleep(0.05)
-    started = time.monotonic()
+    queued(pool)
+    # Refused at once: on this clock a caller that queued would never time out.
     with pytest.raises(NoWorkerAvailable, match="too many"):
         pool.checkout(5.0)
-    assert time.monotonic() - started < 0.1
+    assert pool.stats().timeouts == 1 and pool.stats().waiting == 1
+    pool.checkin(busy)
     waiter.join(2.0)
+    assert got == [refs[0]]
 
 
 def test_kill_calls_the_workers_kill_function(refs: list[pykka.ActorRef[Any]]) -> None:
@@ -121,47 +145,64 @@ def test_kill_calls_the_workers_kill_function(refs: list[pykka.ActorRef[Any]]) -
 def test_wait_hook_sees_every_checkout_and_how_long_it_waited(
         refs: list[pykka.ActorRef[Any]]) -> None:
     waits: list[float] = []
-    pool = WorkerPool(on_wait=waits.append)
+    clock = FakeClock()
+    pool = WorkerPool(on_wait=waits.append, clock=clock)
     pool.register(refs[0])
     taken = pool.checkout(0.1)
-    timer = threading.Timer(0.05, pool.checkin, args=(taken,))
-    timer.start()
-    pool.checkout(2.0)
-    assert len(waits) == 2
-    assert waits[0] == 0.0 and waits[1] >= 0.04
+    waiter = threading.Thread(target=pool.checkout, args=(2.0,))
+    waiter.start()
+    queued(pool)
+    clock.advance(0.25)
+    pool.checkin(taken)
+    waiter.join(2.0)
+    assert waits == [0.0, 0.25]
+
+
+def shedding_pool(refs: list[pykka.ActorRef[Any]]) -> tuple[WorkerPool, FakeClock, pykka.ActorRef[Any]]:
+    """A pool whose last interval's shortest wait (0.5 s) exceeded its target (0.02 s).
+
+    Its one worker is checked out; the pool judges the interval, and starts
+    shedding, at the next checkout.
+    """
+    clock = FakeClock()
+    pool = WorkerPool(queue_target=0.02, queue_interval=1.0, clock=clock)
+    pool.register(refs[0])
+    busy = pool.checkout(0.1)
+    clock.advance(1.0)  # a new interval starts with the next checkout
+    got: list[pykka.ActorRef[Any]] = []
+    waiter = threading.Thread(target=lambda: got.append(pool.checkout(5.0)))
+    waiter.start()
+    queued(pool)
+    clock.advance(0.5)  # the only wait of its interval, longer than the target
+    pool.checkin(busy)
+    waiter.join(2.0)
+    assert got == [refs[0]] and not pool.shedding
+    clock.advance(0.5)
+    return pool, clock, got[0]
 
 
 def test_a_standing_queue_for_a_whole_interval_makes_the_pool_shed_new_waiters(
     refs: list[pykka.ActorRef[Any]],
 ) -> None:
-    pool = WorkerPool(queue_target=0.02, queue_interval=0.1)
-    pool.register(refs[0])
-    busy = pool.checkout(0.1)
-    time.sleep(0.1)  # a new interval starts with the next checkout
-    with pytest.raises(NoWorkerAvailable, match="within"):
-        pool.checkout(0.12)  # waits longer than the target: the only wait of its interval
-    started = time.monotonic()
+    pool, _, busy = shedding_pool(refs)
+    # Refused at once: on this clock a caller that queued would never time out.
     with pytest.raises(NoWorkerAvailable, match="shed"):
         pool.checkout(5.0)
-    assert time.monotonic() - started < 0.05
-    assert pool.shedding and pool.stats().shed == 1
+    assert pool.shedding and pool.stats().shed == 1 and pool.stats().waiting == 0
     # An idle worker is still handed out while shedding.
     pool.checkin(busy)
     assert pool.checkout(0.1) is refs[0]
+    assert pool.shedding
 
 
 def test_an_interval_with_a_short_wait_stops_the_shedding(refs: list[pykka.ActorRef[Any]]) -> None:
-    pool = WorkerPool(queue_target=0.02, queue_interval=0.1)
-    pool.register(refs[0])
-    busy = pool.checkout(0.1)
-    time.sleep(0.1)
-    with pytest.raises(NoWorkerAvailable):
-        pool.checkout(0.12)
+    pool, clock, busy = shedding_pool(refs)
     with pytest.raises(NoWorkerAvailable, match="shed"):
         pool.checkout(1.0)
     pool.checkin(busy)
     pool.checkin(pool.checkout(0.1))  # an immediate checkout: a zero wait this interval
-    time.sleep(0.11)
+    assert pool.shedding
+    clock.advance(1.0)
     pool.checkin(pool.checkout(0.1))
     assert not pool.shedding
 
@@ -177,7 +218,7 @@ def test_newcomers_do_not_overtake_waiting_requests(refs: list[pykka.ActorRef[An
 
     first = threading.Thread(target=wait_first)
     first.start()
-    time.sleep(0.05)
+    queued(pool)
     pool.checkin(busy)
     first.join(2.0)
     assert order == ["first"]

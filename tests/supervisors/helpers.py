@@ -13,17 +13,18 @@ from typing import Any
 import pykka
 
 from supervisors import SupervisorEvent
+from tests import waiting
 
 TIMEOUT = 2.0
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = TIMEOUT) -> None:
-    """Poll ``predicate`` until it is truthy; fail the test after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.002)
+def wait_until(
+    predicate: Callable[[], object],
+    timeout: float = TIMEOUT,
+    description: str | Callable[[], str] | None = None,
+) -> float:
+    """:func:`tests.waiting.wait_until`, polling often: supervisors react in milliseconds."""
+    return waiting.wait_until(predicate, timeout, description, interval=0.002)
 
 
 class Journal:

