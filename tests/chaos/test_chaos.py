@@ -10,6 +10,7 @@ import contextlib
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +23,19 @@ from app.embedded_db import EmbeddedPostgres
 from app.migrations import apply_migrations
 from perf.chaos_scenarios import db_worker_kills, lost_writes, metric_total, seed_users
 from tests.chaos.conftest import ServerFactory
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
 
-def wait_for(check: Any, timeout: float) -> float | None:
-    """Seconds until ``check()`` is true, or None after ``timeout``."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
+def answering(check: Callable[[], bool]) -> Callable[[], bool]:
+    """``check``, where a request that fails (the server is recovering) counts as false."""
+    def checked() -> bool:
         try:
-            if check():
-                return time.monotonic() - started
+            return check()
         except requests.RequestException:
-            pass
-        time.sleep(0.02)
-    return None
+            return False
+    return checked
 
 
 def test_reads_survive_db_workers_killed_every_100_ms(start_server: ServerFactory) -> None:
@@ -56,8 +55,8 @@ def test_reads_survive_db_workers_killed_every_100_ms(start_server: ServerFactor
         assert call.seconds < 12.0
     # The last restarts may still be landing: wait (bounded) for the count.
     restarts_before = result.notes["restarts_before"]
-    wait_for(lambda: metric_total(server, "usermgmt_actor_restarts_total", supervisor="db")
-             - restarts_before >= result.notes["kills"], 10.0)
+    wait_until(answering(lambda: metric_total(server, "usermgmt_actor_restarts_total", supervisor="db")
+                         - restarts_before >= result.notes["kills"]), 10.0, "every kill's restart counted")
     restarts = metric_total(server, "usermgmt_actor_restarts_total", supervisor="db") - restarts_before
     assert restarts == result.notes["kills"]
 
@@ -93,8 +92,8 @@ def test_writes_succeed_within_2_s_after_every_connection_is_killed(
                                     json={"name": "after", "email": f"after{n[0]}@example.com"})
         return response.status_code == 201
 
-    healed = wait_for(write_works, 5.0)
-    assert healed is not None and healed < 2.0
+    healed = wait_until(answering(write_works), 5.0, "a write to succeed again", interval=0.02)
+    assert healed < 2.0
     assert server.worker_pids() == pids
 
 
@@ -128,10 +127,11 @@ def test_a_database_outage_fails_fast_serves_cached_reads_and_heals(
             time.sleep(0.2)
         assert slowest_failure < 2.0
         database.start_server()
-        healed = wait_for(lambda: server.http.post(
+        healed = wait_until(answering(lambda: server.http.post(
             server.url + "/api/users", timeout=5, json={"name": "y", "email": "y@example.com"}
-        ).status_code == 201 and server.http.get(server.url + "/readyz", timeout=5).status_code == 200, 10.0)
-        assert healed is not None and healed < 5.0, server.log()
+        ).status_code == 201 and server.http.get(server.url + "/readyz", timeout=5).status_code == 200),
+            10.0, server.log, interval=0.02)
+        assert healed < 5.0, server.log()
     finally:
         database.stop()
 
@@ -209,6 +209,7 @@ def test_a_query_that_never_returns_is_cancelled_and_the_pool_stays_whole(
     assert response.status_code == 503
     assert response.headers["Content-Type"] == "application/problem+json"
     assert elapsed < 5.0
-    assert wait_for(lambda: metric_total(server, "usermgmt_db_workers", state="idle") == 2, 5) is not None
+    wait_until(answering(lambda: metric_total(server, "usermgmt_db_workers", state="idle") == 2), 5,
+               "both DbWorkers idle again", interval=0.02)
     assert server.http.get(server.url + "/readyz", timeout=5).status_code == 200
     assert server.http.get(server.url + "/api/users", timeout=5).status_code == 200
