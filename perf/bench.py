@@ -32,11 +32,13 @@ What it does, everything bounded in time and stopped at the end:
 4. measures open-loop latency of cached GETs at ``--rate-fraction`` of
    each server's measured peak, then of all at the same rate
    (``perf/constant_rate.py``: wrk2 is not packaged); then, unless
-   ``--no-ceiling``, get_cached against a Falcon app that answers constant
-   bytes (``perf/reference/floor.py``) under the same gunicorn settings, in
-   the service's column: the ``get_cached_ceiling`` row, whose ratios are
-   the highest any gthread app can reach on this machine, and its
-   open-loop latency at ``--rate-fraction`` of its own peak;
+   ``--no-ceiling``, get_cached against a Falcon ASGI app that answers
+   constant bytes (``perf/reference/floor.py``) on the service's own edge
+   (gunicorn with ``app.gunicorn_conf``: the same worker class, limits and
+   deadlines), in the service's column: the ``get_cached_ceiling`` row,
+   whose ratios are the highest any app on that edge can reach on this
+   machine, and its open-loop latency at ``--rate-fraction`` of its own
+   peak;
 5. optionally (``--soak N``) sends N cached GETs to the service and
    reports its workers' RSS before, during and after;
 6. prints the tables and writes them, with the environment, to ``--out``,
@@ -93,6 +95,7 @@ from perf.servers import (
     benchmark_databases,
     cache_lookups,
     create_admin,
+    edge_command,
     exit_on_sigterm,
     fastapi_command,
     free_port,
@@ -154,14 +157,15 @@ WORKLOADS: tuple[Workload, ...] = (
 )
 WORKLOAD_NAMES = tuple(w.name for w in WORKLOADS)
 # Not a workload of the service: perf/reference/floor.py in the service's
-# column, so that its ratios are the highest any gthread app could reach here.
+# column, so that its ratios are the highest any app on the service's edge
+# could reach here.
 CEILING = Workload("get_cached_ceiling", "get_cached",
                    "get_cached answered with constant bytes by Falcon alone (perf/reference/floor.py) "
-                   "under the same gunicorn settings, in the service column: the ratio no gthread "
-                   "service can exceed")
+                   "on the service's edge, in the service column: the ratio no service on that "
+                   "edge can exceed")
 CHART_CAPTIONS = (
-    "get_cached_ceiling: the service's column is Falcon answering constant bytes under the "
-    "same gunicorn settings (perf/reference/floor.py).",
+    "get_cached_ceiling: the service's column is Falcon answering constant bytes on the "
+    "service's own edge (perf/reference/floor.py).",
     "Same machine for wrk, every server and PostgreSQL; compare servers with each other. "
     "Numbers and notes: the markdown report beside this picture.",
 )
@@ -268,8 +272,8 @@ def _service(spec: ServerSpec, database_url: str, name: str,
 
 def _ceiling(spec: ServerSpec) -> ServerProcess:
     port = free_port()
-    return ServerProcess("ceiling", reference_command(port, spec.workers, spec.threads,
-                                                      "perf.reference.floor:get_app()"),
+    return ServerProcess("ceiling", edge_command(port, spec.workers,
+                                                 "perf.reference.floor:get_asgi_app()"),
                          {}, port, spec.log_dir / "ceiling.log", spec.workers)
 
 
@@ -572,7 +576,7 @@ def measure_ceiling(args: argparse.Namespace, load: LoadSettings, spec: ServerSp
     """get_cached with the constant-answer server in the service's column.
 
     Its open-loop row runs the ceiling alone, at the same share of its own
-    peak as the others ran at theirs: the latency floor of gthread here.
+    peak as the others ran at theirs: the latency floor of the edge here.
     """
     with running(_ceiling(spec)) as ceiling:
         warm_up(load, (ceiling,), min(args.warmup, args.duration))
@@ -626,9 +630,9 @@ def report_notes(args: argparse.Namespace, outcome: Outcome) -> list[str]:
         "JSON, ETags and statuses, and send no ETag on list pages.",
         "RSS counts copy-on-write pages shared with the master in each worker.",
         "get_cached_ceiling: the service column is perf/reference/floor.py (constant bytes, no "
-        "middleware, no database) under the same gunicorn settings; its ratios bound what any "
-        "gthread app reaches against each reference, and its open-loop row (the ceiling "
-        "alone) is the latency floor at that share of peak.",
+        "middleware, no database) on the service's own edge (gunicorn with app.gunicorn_conf); "
+        "its ratios bound what any app on that edge reaches against each reference, and its "
+        "open-loop row (the ceiling alone) is the latency floor at that share of peak.",
         ("Every server used the one database given by --database-url (they see each other's "
          "writes)." if outcome.databases_shared else
          "Each server had its own database (same schema and seed) in one embedded PostgreSQL."),
@@ -653,11 +657,11 @@ def report_notes(args: argparse.Namespace, outcome: Outcome) -> list[str]:
                      "machine before drawing conclusions.**")
         if args.fastapi:
             notes.append(
-                "**On a busy machine the kernel shares CPU among runnable threads: the "
-                f"gthread servers' {args.workers} × {args.threads} threads claim more of it "
-                f"against other processes than FastAPI's {args.workers} single-threaded event "
-                "loops, so FastAPI's requests/s suffer most from outside load. Compare worker "
-                "CPU per request there.**")
+                "**On a busy machine the kernel shares CPU among runnable threads: the Falcon "
+                f"reference's {args.workers} × {args.threads} gthread threads and the service's "
+                "actor threads claim more of it against other processes than FastAPI's "
+                f"{args.workers} single-threaded event loops, so FastAPI's requests/s suffer "
+                "most from outside load. Compare worker CPU per request there.**")
     for row in outcome.rows:
         for role, side in row.sides.items():
             if side.median.s5xx or side.worker_restarts:

@@ -107,6 +107,11 @@ def reference_command(port: int, workers: int, threads: int,
                      "usermgmt-reference")
 
 
+def edge_command(port: int, workers: int, app: str) -> list[str]:
+    """An ASGI app on the service's own edge: gunicorn with ``app.gunicorn_conf``."""
+    return _gunicorn(port, workers, ["-c", "python:app.gunicorn_conf"], app, "usermgmt-ceiling")
+
+
 def fastapi_command(port: int, workers: int) -> list[str]:
     """The FastAPI reference: uvicorn workers (uvloop, httptools) under a gunicorn master."""
     return _gunicorn(port, workers, ["-k", "perf.reference.fastapi_app.Worker"],
