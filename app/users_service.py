@@ -178,8 +178,8 @@ class UsersService:
             CurrentPasswordRequired, Unavailable.
         """
         verified = expected_password_hash is not None
-        if own and password is not None and not verified:
-            self.check_own_change(password, None)
+        if own and not verified:
+            self.check_own_change(password, current_password=None)
         password_hash = None if password is None else await self._passwords.hash_async(password)
         try:
             written: Written = await self._ask(
