@@ -7,6 +7,7 @@ The database is the embedded one (pgserver) in a temporary directory, or
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -19,6 +20,26 @@ import pytest
 
 from app.embedded_db import EmbeddedPostgres
 from app.migrations import apply_migrations
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """Undo what a test's ``configure_logging`` did to the root logger.
+
+    Its handler writes to the ``sys.stderr`` of that test, which pytest
+    closes when the test ends; an actor thread of a later test logging
+    through it would print a logging error instead of its record.
+    """
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
 
 
 @contextlib.contextmanager
