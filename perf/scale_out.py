@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import random
+import secrets
 import signal
 import sys
 import tempfile
@@ -222,10 +223,18 @@ def coherence(topology: Topology, pairs: int, clients: int = 4, read_url: str | 
     read_headers = {"Connection": "close"} if read_url else {}
     started = time.time()
 
+    run = secrets.token_hex(4)
+
     def client(i: int, count: int) -> None:
         session = _session(topology.token)
-        # Each client owns a few users; nobody else writes them.
-        own = [1 + (i * 97 + k * 13) % topology.users for k in range(4)]
+        # Each client owns a few users it creates, so nobody else writes
+        # them (the mixed workload deletes random seeded ids).
+        own = []
+        for k in range(4):
+            created = session.post(topology.url + "/api/users", timeout=15, json={
+                "name": f"pair owner {i}-{k}", "email": f"pairs-{run}-{i}-{k}@example.com"})
+            assert created.status_code == 201, created.text
+            own.append(created.json()["id"])
         for n in range(count):
             path = f"/api/users/{own[n % len(own)]}"
             for _ in range(SETTLED_READS):
