@@ -64,13 +64,14 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from perf.chart import render_svg
 from perf.constant_rate import ConstantRateResult, run_constant_rate
 from perf.cpu_noise import CpuNoise
+from perf.harness import running
 from perf.paired import workers_cpu_seconds
 from perf.report import (
     FASTAPI,
@@ -298,17 +299,6 @@ def _fastapi(spec: ServerSpec, database_url: str, auth: bool) -> ServerProcess:
     return ServerProcess("fastapi", fastapi_command(port, spec.workers),
                          _reference_env(spec, database_url, auth), port,
                          spec.log_dir / "fastapi.log", spec.workers)
-
-
-@contextlib.contextmanager
-def running(server: ServerProcess) -> Iterator[ServerProcess]:
-    """Start, wait until ready; always stop (the whole process group)."""
-    try:
-        server.start()
-        server.wait_ready()
-        yield server
-    finally:
-        server.stop()
 
 
 # -- measuring ------------------------------------------------------------

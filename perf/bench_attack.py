@@ -32,12 +32,13 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from perf.attack import Attack, SlowClients
 from perf.constant_rate import ConstantRateResult, run_constant_rate
+from perf.harness import running
 from perf.report import environment
 from perf.servers import (
     ServerProcess,
@@ -78,16 +79,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-fastapi", dest="fastapi", action="store_false")
     parser.add_argument("--out", type=Path)
     return parser.parse_args(argv)
-
-
-@contextlib.contextmanager
-def running(server: ServerProcess) -> Iterator[ServerProcess]:
-    try:
-        server.start()
-        server.wait_ready()
-        yield server
-    finally:
-        server.stop()
 
 
 def measure(server: ServerProcess, args: argparse.Namespace, token: str) -> Outcome:

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import os
@@ -60,7 +59,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +68,7 @@ import falcon
 import falcon.asgi
 import falcon.testing
 
+from perf.harness import running
 from perf.paired import Side, alternate, cpu_costs, pair_costs
 from perf.report import environment
 from perf.servers import (
@@ -262,16 +262,6 @@ def time_apps_in_process(database_url: str, token: str, users: int, batches: int
 
 
 # -- the run -----------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def running(server: ServerProcess) -> Iterator[ServerProcess]:
-    try:
-        server.start()
-        server.wait_ready()
-        yield server
-    finally:
-        server.stop()
 
 
 def build_parser() -> argparse.ArgumentParser:

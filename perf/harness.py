@@ -28,7 +28,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, ClassVar, Self
@@ -50,6 +50,7 @@ __all__ = [
     "free_port",
     "http_status",
     "login",
+    "running",
     "serve_command",
     "usermgmt_command",
     "venv_script",
@@ -270,6 +271,17 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def running(server: ServerProcess) -> Iterator[ServerProcess]:
+    """Start, wait until ready; always stop (the whole process group)."""
+    try:
+        server.start()
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
 
 
 @dataclass
